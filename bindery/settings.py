@@ -1,0 +1,43 @@
+"""The one place Bindery reads its configuration (environment, prefix ``BINDERY_``).
+
+Settings are built by :func:`get_settings` on every call, never at import time, so tests and
+the CLI can change the environment between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BINDERY_", extra="ignore")
+
+    home: Path = Field(default=Path(".bindery"), description="Folder for the embedded database and spool")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite under BINDERY_HOME"
+    )
+    public_url: str = Field(default="http://localhost:8000", description="Base URL printed in QR codes")
+    user: str | None = Field(default=None, description="Acting user's email when --user is not given")
+    import_chunk_size: int = Field(default=2000, ge=1, description="Devices per verification chunk")
+    verify_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    max_extract_bytes: int = Field(default=2 * 1024**3, ge=1, description="Cap on bytes unpacked per archive")
+    max_archive_members: int = Field(default=500_000, ge=1, description="Cap on members per archive")
+    manifest_chunk_size: int = Field(default=5000, ge=1, description="Rows per manifest query")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'bindery.db').resolve()}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+
+def get_settings() -> Settings:
+    return Settings()
