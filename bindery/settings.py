@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(default="http://localhost:8000", description="Base URL printed in QR codes")
     user: str | None = Field(default=None, description="Acting user's email when --user is not given")
-    import_chunk_size: int = Field(default=2000, ge=1, description="Devices per verification chunk")
+    import_chunk_size: int = Field(default=1000, ge=1, description="Devices per verification chunk")
     verify_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     max_extract_bytes: int = Field(default=2 * 1024**3, ge=1, description="Cap on bytes unpacked per archive")
     max_archive_members: int = Field(default=500_000, ge=1, description="Cap on members per archive")

@@ -137,7 +137,10 @@ def read_reel(*, settings: Settings, path: Path, bid: str | None = None, fmt: st
         def sink(entry: RawEntry) -> None:
             writer.write(raw_to_record(entry))
 
-        header = reader(request, sink)
+        try:
+            header = reader(request, sink)
+        except OSError as exc:
+            raise BadInput(f"{path.name}: cannot read ({exc.__class__.__name__}: {exc.strerror or exc})") from None
         chunks = writer.close()
         final_bid = _resolve_bid(bid, header.bid, path.name)
         if writer.count == 0:

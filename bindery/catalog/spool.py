@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -68,11 +67,12 @@ def raw_from_record(record: dict[str, Any]) -> RawEntry:
 
 
 def facts_to_record(ref: str, device_id: str, facts: CertificateFacts) -> dict[str, Any]:
-    record = asdict(facts)
-    record["not_before"] = facts.not_before.isoformat()
-    record["not_after"] = facts.not_after.isoformat()
-    record.update(ref=ref, device_id=device_id)
-    return record
+    return {
+        "ref": ref, "device_id": device_id, "pem": facts.pem, "fingerprint_sha256": facts.fingerprint_sha256,
+        "subject_cn": facts.subject_cn, "serial_hex": facts.serial_hex, "issuer": facts.issuer,
+        "key_type": facts.key_type, "not_before": facts.not_before.isoformat(),
+        "not_after": facts.not_after.isoformat(),
+    }
 
 
 def device_row_from_record(record: dict[str, Any], batch_id: int) -> dict[str, Any]:

@@ -84,12 +84,35 @@ class TrustStore:
     _by_subject: dict[x509.Name, list[x509.Certificate]] = field(default_factory=dict, init=False)
     _root_fps: set[str] = field(default_factory=set, init=False)
     _proven: set[str] = field(default_factory=set, init=False)
+    _fingerprints: dict[int, str] = field(default_factory=dict, init=False)
+    _issuer_checks: dict[tuple[str, int], str | None] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         for cert in [*self.roots, *self.intermediates]:
             self._by_subject.setdefault(cert.subject, []).append(cert)
-        self._root_fps = {fingerprint(c) for c in self.roots}
+            self._fingerprints[id(cert)] = fingerprint(cert)
+        self._root_fps = {self._fingerprint(c) for c in self.roots}
+
+    def _fingerprint(self, cert: x509.Certificate) -> str:
+        known = self._fingerprints.get(id(cert))
+        return known if known is not None else fingerprint(cert)
+
+    def _issuer_problem(self, issuer: x509.Certificate, issuer_fp: str, cas_below: int, at: datetime) -> str | None:
+        """Rules 6-7 for one issuer; the answer is the same for every device of a reel, so it is cached."""
+        key = (issuer_fp, cas_below)
+        if key in self._issuer_checks:
+            return self._issuer_checks[key]
+        try:
+            check_issuer_role(issuer, cas_below)
+            key_type(issuer)
+            check_signature_hash(issuer)
+            check_validity(issuer, at, f"issuer '{_label(issuer.subject)}'")
+            problem = None
+        except CertificateError as exc:
+            problem = str(exc)
+        self._issuer_checks[key] = problem
+        return problem
 
     def _candidates(self, name: x509.Name, carried: Sequence[x509.Certificate]) -> list[x509.Certificate]:
         found = [c for c in carried if c.subject == name]
@@ -97,7 +120,9 @@ class TrustStore:
         return found
 
     def verify(self, device: x509.Certificate, carried: Sequence[x509.Certificate], at: datetime) -> None:
-        """Raise CertificateError with the reason, or return when the device chains to a root."""
+        """Raise CertificateError with the reason, or return when the device chains to a root.
+
+        One store serves one import (one clock): issuer checks and proven intermediates are cached."""
         key_type(device)
         check_signature_hash(device)
         constraints = basic_constraints(device)
@@ -113,14 +138,10 @@ class TrustStore:
             raise CertificateError(f"untrusted chain: issuer '{_label(child.issuer)}' is not a trusted CA")
         reasons: list[str] = []
         for issuer in candidates:
-            issuer_fp = fingerprint(issuer)
-            try:
-                check_issuer_role(issuer, cas_below)
-                key_type(issuer)
-                check_signature_hash(issuer)
-                check_validity(issuer, at, f"issuer '{_label(issuer.subject)}'")
-            except CertificateError as exc:
-                reasons.append(str(exc))
+            issuer_fp = self._fingerprint(issuer)
+            problem = self._issuer_problem(issuer, issuer_fp, cas_below, at)
+            if problem:
+                reasons.append(problem)
                 continue
             if not signed_by(child, issuer):
                 reasons.append(

@@ -60,6 +60,8 @@ def reader_for(fmt: str, path: Path) -> tuple[str, Reader]:
         raise BadInput(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     elif not path.exists():
         raise BadInput(f"{path}: no such file")
+    elif fmt != "pem" and not path.is_file():
+        raise BadInput(f"{path.name}: not a file (only the pem format reads folders)")
     elif path.is_file() and path.stat().st_size == 0:
         raise BadInput(f"{path.name}: file is empty")
     return fmt, READERS[fmt]
