@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from bindery.cli import catalog, db, demo
+from bindery.cli import accounts, catalog, db, demo
 from bindery.cli.common import console_err
 from bindery.errors import BinderyError
 
@@ -18,22 +18,19 @@ def build_app() -> typer.Typer:
     app.add_typer(catalog.trust_app, name="trust")
     app.add_typer(catalog.reel_app, name="reel")
     app.add_typer(catalog.batch_app, name="batch")
+    app.add_typer(accounts.account_app, name="account")
+    app.add_typer(accounts.user_app, name="user")
+    app.command("bind")(accounts.bind)
+    app.command("unbind")(accounts.unbind)
+    app.command("manifest")(accounts.export)
     app.command("demo")(demo.demo)
     return app
 
 
 def main() -> None:
+    """Usage errors are Click's (exit 2, with usage); Bindery's errors are one line with their own code."""
     try:
-        build_app()(standalone_mode=False)
+        build_app()()
     except BinderyError as exc:
         console_err().print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.BadParameter, typer.main.click.UsageError) as exc:  # type: ignore[attr-defined]
-        exc.show()
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)

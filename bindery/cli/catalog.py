@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bindery import audit
+from bindery import audit, binding
+from bindery.access import actor_for
 from bindery.catalog import batches, trust
 from bindery.catalog.importer import ImportReport, import_reel
-from bindery.cli.common import console, console_err, print_json, print_table
+from bindery.cli.common import JsonOption, UserOption, console, console_err, print_json, print_table
 from bindery.db import session_scope
 from bindery.errors import BadInput, ReelRejected
 from bindery.reels import FORMATS
@@ -22,9 +23,6 @@ from bindery.settings import get_settings
 trust_app = typer.Typer(help="Vendor CA and manifest-signer certificates.", no_args_is_help=True)
 reel_app = typer.Typer(help="Vendor reel files.", no_args_is_help=True)
 batch_app = typer.Typer(help="Batches in the catalog.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
 
 @trust_app.command("add")
 def trust_add(files: Annotated[list[Path], typer.Argument(help="PEM or DER certificate files.")]) -> None:
@@ -116,8 +114,14 @@ def reel_demo(
 
 
 @batch_app.command("list")
-def batch_list(as_json: JsonOption = False) -> None:
-    """List the batches in the catalog."""
+def batch_list(as_json: JsonOption = False, user: UserOption = None) -> None:
+    """List the batches in the catalog, or with --user the batches of your account."""
+    email = user or get_settings().user
+    if email:
+        with session_scope() as session:
+            owned = binding.account_batches(session=session, actor=actor_for(session=session, email=email))
+        print_account_batches(owned, as_json)
+        return
     with session_scope() as session:
         rows = [batches.batch_summary(b) for b in batches.list_batches(session=session)]
     if as_json:
@@ -128,11 +132,25 @@ def batch_list(as_json: JsonOption = False) -> None:
                      for r in rows])
 
 
+def print_account_batches(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json(rows)
+        return
+    print_table("Batches", ["BID", "vendor", "devices", "bound", "provisioned", "bound at", "bound by", "target"],
+                [[r["bid"], r["vendor"], r["devices"], r["bound"],
+                  ", ".join(f"{k}: {v}" for k, v in r["provisioned"].items()), r["bound_at"][:19], r["bound_by"],
+                  r["target"]] for r in rows])
+
+
 @batch_app.command("show")
-def batch_show(bid: str, as_json: JsonOption = False) -> None:
-    """Show one batch."""
+def batch_show(bid: str, as_json: JsonOption = False, user: UserOption = None) -> None:
+    """Show one batch: from the catalog, or with --user as your account sees it."""
+    email = user or get_settings().user
     with session_scope() as session:
-        summary = batches.batch_summary(batches.get_batch(session=session, bid=bid))
+        if email:
+            summary = binding.batch_view(session=session, actor=actor_for(session=session, email=email), bid=bid)
+        else:
+            summary = batches.batch_summary(batches.get_batch(session=session, bid=bid))
     if as_json:
         print_json(summary)
     else:

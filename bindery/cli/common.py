@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UserOption = Annotated[str | None, typer.Option("--user", help="Acting user's email (default: BINDERY_USER).")]
 
 
 def console() -> Console:

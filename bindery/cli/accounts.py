@@ -1,0 +1,98 @@
+"""`bindery account`, `bindery user`, `bind`, `unbind`, `manifest`: ownership of batches."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from bindery import accounts, audit, binding, manifest
+from bindery.access import Actor, actor_for
+from bindery.cli.common import JsonOption, UserOption, console, console_err, print_json, print_table
+from bindery.db import session_scope
+from bindery.errors import BadInput
+from bindery.settings import get_settings
+
+account_app = typer.Typer(help="Accounts (tenants).", no_args_is_help=True)
+user_app = typer.Typer(help="Users of accounts.", no_args_is_help=True)
+
+
+def acting(session: Session, user: str | None) -> Actor:
+    return actor_for(session=session, email=user or get_settings().user)
+
+
+@account_app.command("create")
+def account_create(name: str) -> None:
+    """Create an account."""
+    with session_scope() as session:
+        accounts.create_account(session=session, name=name, actor=audit.operator_name())
+    console().print(f"created account {name.strip()}")
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    account: Annotated[str, typer.Option(help="The user's account.")],
+    role: Annotated[str, typer.Option(help="admin or member.")] = "member",
+) -> None:
+    """Add a user to an account."""
+    with session_scope() as session:
+        user = accounts.add_user(session=session, email=email, account=account, role=role,
+                                 actor=audit.operator_name())
+    console().print(f"added {user.role} {user.email} to account {account}")
+
+
+@user_app.command("list")
+def user_list(
+    account: Annotated[str | None, typer.Option(help="Only this account's users.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List users."""
+    with session_scope() as session:
+        rows = accounts.list_users(session=session, account=account)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table("Users", ["email", "account", "role", "created at"],
+                    [[r["email"], r["account"], r["role"], r["created_at"][:19]] for r in rows])
+
+
+def bind(
+    bid: Annotated[str | None, typer.Argument(help="Product Batch ID.")] = None,
+    qr: Annotated[str | None, typer.Option("--qr", help="Text of the reel's QR code (a URL).")] = None,
+    user: UserOption = None,
+) -> None:
+    """Bind a batch to your account, by BID or by the text of its QR code."""
+    if (bid is None) == (qr is None):
+        raise BadInput("give either a BID or --qr TEXT")
+    wanted = binding.bid_from_qr(qr) if qr is not None else str(bid)
+    with session_scope() as session:
+        outcome = binding.bind(session=session, actor=acting(session, user), bid=wanted)
+    if outcome.already:
+        console().print(f"batch {outcome.bid} is already bound to your account: nothing to do")
+    else:
+        console().print(f"bound batch {outcome.bid}: {outcome.devices} devices")
+
+
+def unbind(bid: str, user: UserOption = None) -> None:
+    """Release a batch from your account (admins)."""
+    with session_scope() as session:
+        binding.unbind(session=session, actor=acting(session, user), bid=bid)
+    console().print(f"unbound batch {bid}")
+
+
+def export(
+    bid: str,
+    out: Annotated[str, typer.Option(help="File to write (.gz compresses), or - for stdout.")],
+    user: UserOption = None,
+) -> None:
+    """Write the batch's Manifest File (admins)."""
+    settings = get_settings()
+    with session_scope(settings) as session:
+        report = manifest.export_manifest(session=session, actor=acting(session, user), bid=bid, out=out,
+                                          chunk_size=settings.manifest_chunk_size)
+    if out != "-":
+        console().print(f"wrote {report.rows} devices of batch {report.bid} to {out}")
+    else:
+        console_err().print(f"wrote {report.rows} devices of batch {report.bid}")
