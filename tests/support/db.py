@@ -17,3 +17,8 @@ def counts(url: str, tables: tuple[str, ...] = CATALOG_TABLES) -> dict[str, int]
 def scalar(url: str, sql: str, **params: object) -> object:
     with database.engine_for(url).connect() as connection:
         return connection.execute(text(sql), params).scalar()
+
+
+def rows(url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
+    with database.engine_for(url).connect() as connection:
+        return [tuple(r) for r in connection.execute(text(sql), params)]

@@ -49,3 +49,11 @@ def test_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.Capture
     result = Cli(capsys, monkeypatch)("batch", "list")
     assert result.code == 1 and "cannot open database" in result.err
     assert "secret" not in result.err
+
+
+@pytest.mark.parametrize("args", [["reel", "import"], ["batch", "list", "--nope"], ["no-such-command"]])
+def test_bad_usage_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                           args: list[str]) -> None:
+    monkeypatch.setenv("BINDERY_HOME", str(tmp_path / "home"))
+    result = Cli(capsys, monkeypatch)(*args)
+    assert result.code == 2 and result.err.strip()

@@ -17,8 +17,14 @@ def test_demo_runs_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str], mon
     cli = Cli(capsys, monkeypatch)
     first = cli.ok("demo")
     assert "imported batch DEMO-0001: 1000 of 1000 devices" in first.out
+    assert "by QR text http://localhost:8000/bind?bid=DEMO-0001: bound 1000 devices" in first.out
+    assert "7. manifest 1000 devices" in first.out
     second = cli.ok("demo")
-    assert "already imported as batch DEMO-0001" in second.out
+    assert "already imported as batch DEMO-0001" in second.out and "already bound" in second.out
+    manifest = (tmp_path / "home" / "demo" / "DEMO-0001-manifest.csv").read_text()
+    assert manifest.startswith("device_id,group_id,certificate") and manifest.count("BEGIN CERTIFICATE") == 1000
+    listed = cli.ok("batch", "list", "--user", "admin@demo.bindery.local", "--json").json
+    assert [(b["bid"], b["bound"]) for b in listed] == [("DEMO-0001", 1000)]  # type: ignore[union-attr]
     assert (tmp_path / "home" / "demo" / "DEMO-0001-qr.png").read_bytes().startswith(b"\x89PNG")
     expected = io.BytesIO()
     segno.make("http://localhost:8000/bind?bid=DEMO-0001", error="m").save(expected, kind="svg", scale=4)
