@@ -27,12 +27,19 @@ class Settings(BaseSettings):
     max_extract_bytes: int = Field(default=2 * 1024**3, ge=1, description="Cap on bytes unpacked per archive")
     max_archive_members: int = Field(default=500_000, ge=1, description="Cap on members per archive")
     manifest_chunk_size: int = Field(default=5000, ge=1, description="Rows per manifest query")
+    secret_key: str | None = Field(default=None, repr=False, description="Fernet key encrypting secrets at rest")
+    allow_private_targets: bool = Field(default=False, description="Allow Product Cloud URLs on private networks")
+    http_timeout: float = Field(default=30.0, gt=0, description="Seconds before an outbound call times out")
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'bindery.db').resolve()}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
 
     @property
     def spool_dir(self) -> Path:

@@ -3,5 +3,6 @@
 from models.accounts import Account, Binding, User
 from models.audit import AuditEvent
 from models.catalog import Batch, Device, TrustAnchor
+from models.clouds import CloudApi, SigningKey
 
-__all__ = ["Account", "AuditEvent", "Batch", "Binding", "Device", "TrustAnchor", "User"]
+__all__ = ["Account", "AuditEvent", "Batch", "Binding", "CloudApi", "Device", "SigningKey", "TrustAnchor", "User"]

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from bindery.cli import accounts, catalog, db, demo
+from bindery.cli import accounts, catalog, clouds, db, demo
 from bindery.cli.common import console_err
 from bindery.errors import BinderyError
 
@@ -23,6 +23,9 @@ def build_app() -> typer.Typer:
     app.command("bind")(accounts.bind)
     app.command("unbind")(accounts.unbind)
     app.command("manifest")(accounts.export)
+    app.add_typer(clouds.cloud_app, name="cloud-api")
+    app.add_typer(clouds.keys_app, name="keys")
+    app.command("receiver")(clouds.receiver)
     app.command("demo")(demo.demo)
     return app
 

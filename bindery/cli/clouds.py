@@ -1,0 +1,136 @@
+"""`bindery cloud-api`, `bindery keys` and `bindery receiver`: Product Cloud APIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bindery.cli.accounts import acting
+from bindery.cli.common import JsonOption, UserOption, console, print_json, print_table
+from bindery.clouds import config
+from bindery.clouds.base import ConnectorError
+from bindery.clouds.connectors import connector_for
+from bindery.clouds.tokens import jwks, signing_key
+from bindery.db import session_scope
+from bindery.errors import BadInput, BinderyError
+from bindery.settings import get_settings
+from models.clouds import CloudApi
+
+cloud_app = typer.Typer(help="Product Cloud APIs of your account (admins).", no_args_is_help=True)
+keys_app = typer.Typer(help="Bindery's interop signing key.", no_args_is_help=True)
+
+Opt = Annotated[str | None, typer.Option()]
+
+
+@cloud_app.command("add")
+def add(
+    name: str,
+    kind: Annotated[str, typer.Option(help=f"One of {', '.join(config.KINDS)}.")],
+    user: UserOption = None,
+    account_id: Annotated[str | None, typer.Option(help="aws: 12-digit AWS account ID (JWT audience).")] = None,
+    gateway_id: Annotated[str | None, typer.Option(help="aws: API Gateway ID.")] = None,
+    region: Annotated[str | None, typer.Option(help="aws, aws-iot: AWS region.")] = None,
+    stage: Annotated[str | None, typer.Option(help="aws: API Gateway stage.")] = None,
+    interop_url: Annotated[str | None, typer.Option(help="azure: https URL of the interop receiver.")] = None,
+    subscription_id: Annotated[str | None, typer.Option(help="azure: subscription UUID (JWT audience).")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="other: AWS, Azure or private cloud.")] = None,
+    credentials: Annotated[str | None, typer.Option(help="other: username:password, @FILE or env:NAME.")] = None,
+    url: Annotated[str | None, typer.Option(help="other: https URL (plain http only to loopback).")] = None,
+    policy: Annotated[str | None, typer.Option(help="aws-iot: IoT policy to attach.")] = None,
+    thing_prefix: Annotated[str | None, typer.Option(help="aws-iot: prefix of thing names.")] = None,
+    thing_type: Annotated[str | None, typer.Option(help="aws-iot: thing type.")] = None,
+    thing_group: Annotated[str | None, typer.Option(help="aws-iot: thing group.")] = None,
+    role_arn: Annotated[str | None, typer.Option(help="aws-iot: role to assume in the target account.")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="aws-iot: private endpoint (or a test server).")] = None,
+    connection_string: Annotated[str | None, typer.Option(
+        help="azure-iot-hub: service connection string, @FILE or env:NAME.")] = None,
+    no_check: Annotated[bool, typer.Option("--no-check", help="Do not contact the target now.")] = False,
+) -> None:
+    """Register a Product Cloud API for your account."""
+    settings = get_settings()
+    options = {"account_id": account_id, "gateway_id": gateway_id, "region": region, "stage": stage,
+               "interop_url": interop_url, "subscription_id": subscription_id, "type": type_,
+               "credentials": credentials, "url": url, "policy": policy, "thing_prefix": thing_prefix,
+               "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
+               "endpoint_url": endpoint_url, "connection_string": connection_string}
+    with session_scope(settings) as session:
+
+        def check(api: CloudApi) -> None:
+            connector = connector_for(session=session, settings=settings, api=api)
+            try:
+                connector.check()
+            except ConnectorError as exc:
+                raise BinderyError(f"{name}: check failed: {exc} (use --no-check to store it anyway)") from None
+
+        config.add_cloud_api(session=session, settings=settings, actor=acting(session, user), name=name, kind=kind,
+                             options=options, check=None if no_check else check)
+    console().print(f"added Product Cloud API {name} ({kind})" + ("" if no_check else ", checked"))
+
+
+@cloud_app.command("list")
+def list_(user: UserOption = None, as_json: JsonOption = False) -> None:
+    """List your account's Product Cloud APIs."""
+    with session_scope() as session:
+        rows = [config.public_view(api) for api in config.list_cloud_apis(session=session,
+                                                                          actor=acting(session, user))]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table("Product Cloud APIs", ["name", "kind", "target", "created by"],
+                    [[r["name"], r["kind"], r.get("url") or r.get("host_name") or r.get("region"), r["created_by"]]
+                     for r in rows])
+
+
+@cloud_app.command("show")
+def show(name: str, user: UserOption = None, as_json: JsonOption = False) -> None:
+    """Show one Product Cloud API (secrets redacted)."""
+    with session_scope() as session:
+        view = config.public_view(config.get_cloud_api(session=session, actor=acting(session, user), name=name))
+    if as_json:
+        print_json(view)
+    else:
+        for key, value in view.items():
+            console().print(f"{key:>18}: {value}")
+
+
+@cloud_app.command("remove")
+def remove(name: str, user: UserOption = None) -> None:
+    """Remove a Product Cloud API."""
+    with session_scope() as session:
+        config.remove_cloud_api(session=session, actor=acting(session, user), name=name)
+    console().print(f"removed Product Cloud API {name}")
+
+
+@keys_app.command("public")
+def public(as_jwks: Annotated[bool, typer.Option("--jwks", help="Print a JWKS instead of PEM.")] = False) -> None:
+    """Print the public key receivers use to verify Bindery's tokens (made on first use)."""
+    settings = get_settings()
+    with session_scope(settings) as session:
+        signer = signing_key(session=session, settings=settings)
+    print(jwks(signer) if as_jwks else signer.public_pem, end="" if not as_jwks else "\n")
+
+
+def receiver(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    public_key: Annotated[list[Path] | None, typer.Option(help="PEM public key(s) trusted for Bearer JWTs.")] = None,
+    audience: Annotated[str | None, typer.Option(help="Expected JWT audience (account or subscription ID).")] = None,
+    basic: Annotated[str | None, typer.Option("--basic", help="USER:PASS for Basic auth, @FILE or env:NAME.")] = None,
+    db: Annotated[Path, typer.Option(help="SQLite file for received devices.")] = Path("receiver.db"),
+) -> None:
+    """Run the reference receiver of the interop protocol."""
+    import uvicorn
+
+    from bindery.receiver import ReceiverAuth, create_app
+    from bindery.secrets import read_secret_argument
+
+    if (basic is None) == (not public_key):
+        raise BadInput("give either --public-key FILE (with --audience) or --basic USER:PASS")
+    if public_key and not audience:
+        raise BadInput("--audience is required with --public-key")
+    keys = tuple(p.read_text() for p in public_key or [])
+    auth = ReceiverAuth(public_keys=keys, audience=audience,
+                        basic=read_secret_argument(basic, "--basic") if basic else None)
+    uvicorn.run(create_app(auth, db), host=host, port=port, log_level="info")

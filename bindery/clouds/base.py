@@ -1,0 +1,76 @@
+"""The one small Protocol every connector implements, and the error tree retries key off.
+
+Each connector maps its library's errors here, at its boundary: ``Transient`` (timeouts, connection
+errors, 429, 5xx, throttling: worth retrying, maybe after ``retry_after`` seconds) or ``Permanent``
+(4xx, invalid certificate, conflict: retrying cannot help).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class ConnectorError(Exception):
+    """A failure talking to a Product Cloud; ``str(error)`` never contains a secret."""
+
+    transient = False
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Transient(ConnectorError):
+    transient = True
+
+
+class Permanent(ConnectorError):
+    transient = False
+
+
+class Outcome(StrEnum):
+    PROVISIONED = "provisioned"
+    ALREADY_PRESENT = "already present"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeviceCert:
+    """What a connector needs of a device: its id, certificate PEM and SHA-256 of the DER."""
+
+    device_id: str
+    certificate_pem: str
+    fingerprint_sha256: str
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    device_id: str
+    outcome: Outcome
+    external_ref: str | None = None
+    endpoint: str | None = None
+    error: str | None = None
+    error_class: str | None = None  # "transient" or "permanent"
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is not Outcome.FAILED
+
+
+def failed(device_id: str, error: ConnectorError) -> DeviceResult:
+    return DeviceResult(device_id, Outcome.FAILED, error=str(error),
+                        error_class="transient" if error.transient else "permanent")
+
+
+class Connector(Protocol):
+    """Provisions chunks of devices into one Product Cloud API."""
+
+    def check(self) -> None:
+        """Raise ConnectorError when the target is unreachable or speaks another protocol."""
+
+    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+        """One result per device, in order. Raise Transient when the whole chunk should be retried."""
+        ...

@@ -1,0 +1,36 @@
+"""Building the connector for a configured Product Cloud API (secrets decrypted only here)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from bindery.clouds.base import Connector
+from bindery.clouds.config import secret_of, settings_of
+from bindery.clouds.interop import InteropConnector, basic, bearer
+from bindery.clouds.tokens import signing_key
+from bindery.settings import Settings
+from models.clouds import CloudApi
+
+INTEROP_KINDS = ("aws", "azure", "other")
+
+
+def connector_for(*, session: Session, settings: Settings, api: CloudApi) -> Connector:
+    options = settings_of(api)
+    if api.kind in INTEROP_KINDS:
+        if api.kind == "other":
+            auth = basic(secret_of(settings, api) or "")
+        else:
+            signer = signing_key(session=session, settings=settings)
+            audience = options["audience"]
+            auth = bearer(lambda: signer.token(audience))
+        return InteropConnector(options["url"], auth, timeout=settings.http_timeout,
+                                allow_private=settings.allow_private_targets)
+    if api.kind == "aws-iot":
+        from bindery.clouds.aws_iot import AwsIotConnector
+
+        return AwsIotConnector(options, timeout=settings.http_timeout)
+    if api.kind == "azure-iot-hub":
+        from bindery.clouds.azure_hub import AzureHubConnector
+
+        return AzureHubConnector(secret_of(settings, api) or "", timeout=settings.http_timeout)
+    raise ValueError(f"unknown kind {api.kind}")

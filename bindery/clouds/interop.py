@@ -1,0 +1,117 @@
+"""The interop protocol of the vendor's quickstart receivers (kinds aws, azure, other).
+
+``POST <url>`` ``{"action": "provision", "certs": [{"ref", "cert": base64(PEM)}]}`` answers a JSON
+array, one ``{"ref", "status": "SUCCESS", "endpoint", "topic", "policyApplied"}`` or
+``{"ref", "status": "ERROR", "message"}`` per cert; 400/401 carry ``{"error"}``. Auth is a Bearer
+ES256 JWT (aud = AWS account ID or Azure subscription ID) or HTTP Basic (kind other).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from bindery.clouds.base import ConnectorError, DeviceCert, DeviceResult, Outcome, Permanent, Transient, failed
+from bindery.clouds.urls import check_url
+
+COMPATIBILITY_VERSION = 1
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("error"):
+            return str(body["error"])[:200]
+    except ValueError:
+        pass
+    return response.reason_phrase or "no reason given"
+
+
+class InteropConnector:
+    """One receiver URL; ``auth`` builds the Authorization header for each request."""
+
+    def __init__(self, url: str, auth: Callable[[], str], *, timeout: float, allow_private: bool,
+                 transport: httpx.BaseTransport | None = None):
+        self.url, self.auth, self.allow_private = url, auth, allow_private
+        self.client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _post(self, body: dict[str, Any]) -> Any:
+        from bindery.errors import BadInput
+
+        try:
+            check_url(self.url, "url", allow_private=self.allow_private, allow_http_loopback=True, must_resolve=False)
+        except BadInput as exc:
+            raise Permanent(str(exc)) from None
+        try:
+            response = self.client.post(self.url, json=body, headers={"Authorization": self.auth()})
+        except httpx.TimeoutException as exc:
+            raise Transient(f"timeout talking to {self.url} ({exc.__class__.__name__})") from None
+        except httpx.TransportError as exc:
+            raise Transient(f"connection to {self.url} failed ({exc.__class__.__name__})") from None
+        if response.status_code == 429:
+            raise Transient(f"throttled by the receiver (429): {_error_text(response)}", retry_after(response))
+        if response.status_code >= 500:
+            raise Transient(f"receiver error {response.status_code}: {_error_text(response)}", retry_after(response))
+        if response.status_code >= 400:
+            raise Permanent(f"refused by the receiver ({response.status_code}): {_error_text(response)}")
+        try:
+            return response.json()
+        except ValueError:
+            raise Permanent("malformed response: not JSON (receiver does not speak the interop protocol)") from None
+
+    def check(self) -> None:
+        answer = self._post({"action": "info"})
+        version = answer.get("compatibilityVersion") if isinstance(answer, dict) else None
+        if version != COMPATIBILITY_VERSION:
+            raise Permanent(f"receiver answered compatibilityVersion {version!r}, Bindery speaks "
+                            f"{COMPATIBILITY_VERSION}")
+
+    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+        certs = [{"ref": d.device_id, "cert": base64.b64encode(d.certificate_pem.encode()).decode()} for d in devices]
+        answer = self._post({"action": "provision", "certs": certs})
+        if not isinstance(answer, list) or not all(isinstance(a, dict) for a in answer):
+            raise Permanent("malformed response: expected a JSON array of results")
+        by_ref = {str(a.get("ref")): a for a in answer}
+        results = []
+        for device in devices:
+            entry = by_ref.get(device.device_id)
+            if entry is None:
+                results.append(failed(device.device_id, Permanent("receiver gave no result for this device")))
+            elif entry.get("status") == "SUCCESS":
+                results.append(DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=str(entry.get("ref")),
+                                            endpoint=entry.get("endpoint")))
+            else:
+                message = str(entry.get("message") or "receiver reported an error")[:300]
+                results.append(failed(device.device_id, Permanent(message)))
+        return results
+
+
+def bearer(token: Callable[[], str]) -> Callable[[], str]:
+    return lambda: f"Bearer {token()}"
+
+
+def basic(credentials: str) -> Callable[[], str]:
+    encoded = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return lambda: f"Basic {encoded}"
+
+
+__all__ = ["ConnectorError", "InteropConnector", "basic", "bearer"]
