@@ -1,0 +1,145 @@
+"""The aws-iot connector against a real moto server over a socket, and its error mapping."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from bindery.clouds.aws_iot import AwsIotConnector, thing_name
+from bindery.clouds.base import DeviceCert, Outcome
+from bindery.crypto.certs import fingerprint, pem_of
+from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
+from tests.support.certs import Chain
+from tests.support.servers import serve
+
+
+def devices(count: int, tag: str) -> list[DeviceCert]:
+    chain = Chain(tag)
+    certs = [chain.device(f"{tag}-{i}") for i in range(count)]
+    return [DeviceCert(f"{tag}:{i}", pem_of(c), fingerprint(c)) for i, c in enumerate(certs)]
+
+
+def iot(url: str) -> object:
+    return boto3.client("iot", endpoint_url=url, region_name="us-east-1")
+
+
+def options(url: str, **extra: str) -> dict[str, str]:
+    return {"region": "us-east-1", "policy": "DevicePolicy", "thing_prefix": "acme-", "endpoint_url": url, **extra}
+
+
+@pytest.fixture
+def aws(moto: str) -> str:  # noqa: F811
+    client = iot(moto)
+    client.create_policy(policyName="DevicePolicy", policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    client.create_thing_group(thingGroupName="fleet")
+    client.create_thing_type(thingTypeName="sensor")
+    return moto
+
+
+def test_provision_registers_things_with_aws_certificate_ids(aws: str) -> None:
+    connector = AwsIotConnector(options(aws, thing_group="fleet", thing_type="sensor"), timeout=5)
+    connector.check()
+    batch = devices(3, "aws")
+    results = connector.provision(batch)
+    assert [r.outcome for r in results] == [Outcome.PROVISIONED] * 3
+    client = iot(aws)
+    for device, result in zip(batch, results, strict=True):
+        assert result.external_ref and result.external_ref.endswith(f"cert/{device.fingerprint_sha256}")
+        principals = client.list_thing_principals(thingName=f"acme-{device.device_id}")["principals"]
+        assert principals == [result.external_ref]
+        policies = client.list_attached_policies(target=result.external_ref)["policies"]
+        assert [p["policyName"] for p in policies] == ["DevicePolicy"]
+    assert results[0].endpoint and "iot" in results[0].endpoint
+    grouped = client.list_things_in_thing_group(thingGroupName="fleet")["things"]
+    assert sorted(grouped) == sorted(f"acme-{d.device_id}" for d in batch)
+
+
+def test_provisioning_again_is_already_present_and_creates_no_duplicate(aws: str) -> None:
+    batch = devices(2, "again")
+    AwsIotConnector(options(aws), timeout=5).provision(batch)
+    again = AwsIotConnector(options(aws), timeout=5).provision(batch)
+    assert [r.outcome for r in again] == [Outcome.ALREADY_PRESENT] * 2
+    assert all(r.external_ref for r in again)
+    assert len(iot(aws).list_certificates()["certificates"]) == 2
+
+
+def test_missing_policy_is_a_permanent_per_device_failure(moto: str) -> None:  # noqa: F811
+    results = AwsIotConnector(options(moto), timeout=5).provision(devices(1, "nopolicy"))
+    assert results[0].outcome is Outcome.FAILED and results[0].error_class == "permanent"
+    assert "AttachPolicy: ResourceNotFoundException" in str(results[0].error)
+
+
+def test_assume_role(aws: str) -> None:
+    role = "arn:aws:iam::123456789012:role/bindery-provisioner"
+    results = AwsIotConnector(options(aws, role_arn=role), timeout=5).provision(devices(1, "role"))
+    assert results[0].ok
+
+
+@pytest.mark.parametrize(("device_id", "expected"), [
+    ("0123ABCD", "p-0123ABCD"), ("24:0A:C4:00:00:01", "p-24:0A:C4:00:00:01"),
+])
+def test_thing_names_keep_valid_ids(device_id: str, expected: str) -> None:
+    assert thing_name("p-", device_id) == expected
+
+
+def test_thing_names_make_invalid_ids_valid_and_distinct() -> None:
+    first, second = thing_name("", "a.b"), thing_name("", "a/b")
+    assert first != second and first.startswith("a_b-") and second.startswith("a_b-")
+
+
+def fault_app(status: int, body: bytes, headers: dict[str, str] | None = None, delay: float = 0) -> FastAPI:
+    app = FastAPI()
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH"])
+    async def everything(path: str, request: Request) -> Response:
+        if delay:
+            import asyncio
+
+            await asyncio.sleep(delay)
+        return Response(body, status_code=status, headers=headers or {}, media_type="application/json")
+
+    return app
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "error_class", "message"), [
+    (429, b'{"message": "Rate exceeded"}', {"x-amzn-ErrorType": "ThrottlingException"}, "transient",
+     "ThrottlingException"),
+    (500, b'{"message": "boom"}', {"x-amzn-ErrorType": "InternalFailureException"}, "transient", "Internal"),
+    (503, b'{"message": "busy"}', {"x-amzn-ErrorType": "ServiceUnavailableException", "Retry-After": "3"},
+     "transient", "ServiceUnavailable"),
+    (400, b'{"message": "bad cert"}', {"x-amzn-ErrorType": "CertificateValidationException"}, "permanent",
+     "CertificateValidationException"),
+    (200, b"<html>not json</html>", {}, "permanent", "malformed response"),
+])
+def test_faults_are_classified(status: int, body: bytes, headers: dict[str, str], error_class: str,
+                               message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with serve(fault_app(status, body, headers)) as url:
+        connector = AwsIotConnector(options(url), timeout=2)
+        connector._endpoint = "test-endpoint"
+        results = connector.provision(devices(1, "fault"))
+    assert results[0].outcome is Outcome.FAILED and results[0].error_class == error_class
+    assert message in str(results[0].error)
+
+
+def test_read_timeout_and_refused_connection_are_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with serve(fault_app(200, b"{}", delay=3)) as url:
+        slow = AwsIotConnector(options(url), timeout=0.5)
+        slow._endpoint = "test-endpoint"
+        timed_out = slow.provision(devices(1, "slow"))[0]
+    assert timed_out.error_class == "transient" and "ReadTimeoutError" in str(timed_out.error)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    closed = AwsIotConnector(options(f"http://127.0.0.1:{port}"), timeout=1)
+    closed._endpoint = "test-endpoint"
+    refused = closed.provision(devices(1, "closed"))[0]
+    assert refused.error_class == "transient" and "EndpointConnectionError" in str(refused.error)
