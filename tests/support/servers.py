@@ -15,6 +15,7 @@ import uvicorn
 def serve(app: Any, ssl: dict[str, str] | None = None) -> Iterator[str]:
     """Run an ASGI app on 127.0.0.1 at a free port; yields its base URL."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+                            timeout_graceful_shutdown=1,
                             **({"ssl_certfile": ssl["cert"], "ssl_keyfile": ssl["key"]} if ssl else {}))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -29,4 +30,5 @@ def serve(app: Any, ssl: dict[str, str] | None = None) -> Iterator[str]:
         yield f"{'https' if ssl else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        server.force_exit = True  # do not wait for clients' keep-alive connections
         thread.join(timeout=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from bindery.clouds.aws_iot import AwsIotConnector, thing_name
 from bindery.clouds.base import DeviceCert, Outcome
