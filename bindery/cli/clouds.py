@@ -63,6 +63,8 @@ def add(
                 connector.check()
             except ConnectorError as exc:
                 raise BinderyError(f"{name}: check failed: {exc} (use --no-check to store it anyway)") from None
+            finally:
+                connector.close()
 
         config.add_cloud_api(session=session, settings=settings, actor=acting(session, user), name=name, kind=kind,
                              options=options, check=None if no_check else check)
@@ -119,6 +121,8 @@ def receiver(
     audience: Annotated[str | None, typer.Option(help="Expected JWT audience (account or subscription ID).")] = None,
     basic: Annotated[str | None, typer.Option("--basic", help="USER:PASS for Basic auth, @FILE or env:NAME.")] = None,
     db: Annotated[Path, typer.Option(help="SQLite file for received devices.")] = Path("receiver.db"),
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate to serve https.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Run the reference receiver of the interop protocol."""
     import uvicorn
@@ -133,4 +137,8 @@ def receiver(
     keys = tuple(p.read_text() for p in public_key or [])
     auth = ReceiverAuth(public_keys=keys, audience=audience,
                         basic=read_secret_argument(basic, "--basic") if basic else None)
-    uvicorn.run(create_app(auth, db), host=host, port=port, log_level="info")
+    if (tls_cert is None) != (tls_key is None):
+        raise BadInput("--tls-cert and --tls-key go together")
+    tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
+    uvicorn.run(create_app(auth, db), host=host, port=port, log_level="info", timeout_graceful_shutdown=5,
+                **tls)  # type: ignore[arg-type]

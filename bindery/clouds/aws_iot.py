@@ -114,6 +114,10 @@ class AwsIotConnector:
                 raise map_error(exc, "DescribeEndpoint") from None
         return self._endpoint
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
     def check(self) -> None:
         self.endpoint()
         self._call("GetPolicy", policyName=self.options["policy"])

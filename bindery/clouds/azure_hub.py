@@ -71,6 +71,10 @@ class AzureHubConnector:
         except (HttpOperationError, ClientRequestError, DeserializationError) as exc:
             raise map_error(exc, call) from None
 
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.protocol.close()
+
     def check(self) -> None:
         self._call("GetDeviceRegistryStatistics", self.registry.get_device_registry_statistics)
 

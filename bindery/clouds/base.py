@@ -74,3 +74,6 @@ class Connector(Protocol):
     def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
         """One result per device, in order. Raise Transient when the whole chunk should be retried."""
         ...
+
+    def close(self) -> None:
+        """Release connections."""
