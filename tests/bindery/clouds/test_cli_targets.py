@@ -122,7 +122,13 @@ def test_aws_iot_kind_checked_and_provisioned_from_the_cli(world: Cli, moto: str
 
 
 def test_azure_iot_hub_kind_checked_and_provisioned_from_the_cli(world: Cli, settings: Settings, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from tests.support.iothub import KEY
+
+    caplog.set_level(logging.DEBUG)
     tls = make_tls(tmp_path / "hubtls")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca))
     hub = Hub()
@@ -133,3 +139,4 @@ def test_azure_iot_hub_kind_checked_and_provisioned_from_the_cli(world: Cli, set
                  "env:HUB_CS")
         assert provision_one("hub", "hubcli")[0].outcome is Outcome.PROVISIONED  # type: ignore
     assert list(hub.devices) == ["hubcli-1"]
+    assert KEY not in caplog.text, "the shared access key never reaches the logs"
