@@ -32,10 +32,12 @@ class Action(StrEnum):
     EXPORT_MANIFEST = "export manifests"
     CONFIGURE_CLOUD_API = "configure Product Cloud APIs"
     PROVISION = "provision devices"
+    AUTO_PROVISION = "provision on bind as the account's auto-provision setting says"
     VIEW = "view batches"
 
 
-MEMBER_ACTIONS = frozenset({Action.BIND, Action.VIEW})
+# Auto-provisioning follows a bind under the setting an admin chose, so members trigger it too.
+MEMBER_ACTIONS = frozenset({Action.BIND, Action.VIEW, Action.AUTO_PROVISION})
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bindery import audit
 from bindery.access import Action, Actor, owned_batch, require, unknown_bid
-from bindery.errors import BadInput
+from bindery.errors import BadInput, BinderyError
+from bindery.provisioning.records import provisioned_by_target
 from bindery.reels.base import check_bid
 from models.accounts import Account, Binding, User
 from models.catalog import Batch
+from models.clouds import CloudApi
+from models.provisioning import ProvisioningRecord
 
 QR_KEYS = ("bid", "groupId")
 
@@ -68,18 +72,28 @@ def bind(*, session: Session, actor: Actor, bid: str) -> BindOutcome:
 
 
 def unbind(*, session: Session, actor: Actor, bid: str) -> None:
-    """Release a batch. Provisioned devices will block this once provisioning records exist."""
+    """Release a batch with no provisioned devices (and forget its records)."""
     batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.UNBIND)
+    assert batch.id is not None
+    held = provisioned_by_target(session=session, batch_id=batch.id)
+    if any(held.values()):
+        where = ", ".join(f"{n} in {name}" for name, n in sorted(held.items()) if n)
+        raise BinderyError(f"batch {bid} has provisioned devices ({where}): deprovision them first")
+    session.execute(delete(ProvisioningRecord).where(col(ProvisioningRecord.batch_id) == batch.id))
     session.delete(binding)
     audit.record(session=session, actor=actor.email, action="batch.unbind", subject=batch.bid,
                  account=actor.account_name)
 
 
-def _view(batch: Batch, binding: Binding, bound_by: str, account: str) -> dict[str, Any]:
+def _view(session: Session, batch: Batch, binding: Binding, bound_by: str, account: str) -> dict[str, Any]:
+    assert batch.id is not None
+    target = session.get(CloudApi, binding.target_cloud_api_id) if binding.target_cloud_api_id else None
     return {
         "bid": batch.bid, "vendor": batch.vendor, "model": batch.model, "slot": batch.slot,
-        "devices": batch.device_count, "bound": binding.bound_count, "provisioned": {},
-        "bound_at": binding.bound_at.isoformat(), "bound_by": bound_by, "target": None, "account": account,
+        "devices": batch.device_count, "bound": binding.bound_count,
+        "provisioned": provisioned_by_target(session=session, batch_id=batch.id),
+        "bound_at": binding.bound_at.isoformat(), "bound_by": bound_by, "target": target.name if target else None,
+        "account": account,
     }
 
 
@@ -92,10 +106,10 @@ def account_batches(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
         .join(Account, col(Account.id) == col(Binding.account_id))
         .where(Binding.account_id == actor.account_id).order_by(Batch.bid)
     ).all()
-    return [_view(batch, binding, email, account) for batch, binding, email, account in rows]
+    return [_view(session, batch, binding, email, account) for batch, binding, email, account in rows]
 
 
 def batch_view(*, session: Session, actor: Actor, bid: str) -> dict[str, Any]:
     batch, binding = owned_batch(session=session, actor=actor, bid=bid)
     user = session.get(User, binding.bound_by_user_id)
-    return _view(batch, binding, user.email if user else "", actor.account_name)
+    return _view(session, batch, binding, user.email if user else "", actor.account_name)

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, repr=False, description="Fernet key encrypting secrets at rest")
     allow_private_targets: bool = Field(default=False, description="Allow Product Cloud URLs on private networks")
     http_timeout: float = Field(default=30.0, gt=0, description="Seconds before an outbound call times out")
+    provision_chunk_size: int = Field(default=100, ge=1, description="Devices per provisioning chunk (task)")
+    provision_concurrency: int = Field(default=4, ge=1, description="Chunks in flight per run")
+    provision_retries: int = Field(default=6, ge=0, description="Retries of a chunk after transient failures")
+    retry_base_seconds: float = Field(default=1.0, ge=0, description="First retry delay; doubles, with jitter")
+    lease_seconds: float = Field(default=300.0, gt=0, description="Lease of a run on its batch and target")
+    lease_wait_seconds: float = Field(default=10.0, ge=0, description="How long a second run waits for the lease")
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,5 +4,9 @@ from models.accounts import Account, Binding, User
 from models.audit import AuditEvent
 from models.catalog import Batch, Device, TrustAnchor
 from models.clouds import CloudApi, SigningKey
+from models.provisioning import AccountSettings, ProvisioningRecord, RunLease
 
-__all__ = ["Account", "AuditEvent", "Batch", "Binding", "CloudApi", "Device", "SigningKey", "TrustAnchor", "User"]
+__all__ = [
+    "Account", "AccountSettings", "AuditEvent", "Batch", "Binding", "CloudApi", "Device", "ProvisioningRecord",
+    "RunLease", "SigningKey", "TrustAnchor", "User",
+]

@@ -60,3 +60,5 @@ class Binding(BindingBase, table=True):
     account_id: int = Field(foreign_key="account.id", index=True)
     bound_by_user_id: int = Field(foreign_key="app_user.id")
     bound_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    target_cloud_api_id: int | None = Field(default=None, foreign_key="cloud_api.id",
+                                            description="the batch's Product Cloud API")

@@ -11,7 +11,6 @@ from bindery import accounts, audit, binding, manifest
 from bindery.access import Actor, actor_for
 from bindery.cli.common import JsonOption, UserOption, console, console_err, print_json, print_table
 from bindery.db import session_scope
-from bindery.errors import BadInput
 from bindery.settings import get_settings
 
 account_app = typer.Typer(help="Accounts (tenants).", no_args_is_help=True)
@@ -61,18 +60,14 @@ def user_list(
 def bind(
     bid: Annotated[str | None, typer.Argument(help="Product Batch ID.")] = None,
     qr: Annotated[str | None, typer.Option("--qr", help="Text of the reel's QR code (a URL).")] = None,
+    cloud_api: Annotated[str | None, typer.Option("--cloud-api", help="Admins: provision into this API.")] = None,
     user: UserOption = None,
 ) -> None:
-    """Bind a batch to your account, by BID or by the text of its QR code."""
-    if (bid is None) == (qr is None):
-        raise BadInput("give either a BID or --qr TEXT")
-    wanted = binding.bid_from_qr(qr) if qr is not None else str(bid)
-    with session_scope() as session:
-        outcome = binding.bind(session=session, actor=acting(session, user), bid=wanted)
-    if outcome.already:
-        console().print(f"batch {outcome.bid} is already bound to your account: nothing to do")
-    else:
-        console().print(f"bound batch {outcome.bid}: {outcome.devices} devices")
+    """Bind a batch to your account, by BID or by the text of its QR code (and provision it when an admin
+    picks a Product Cloud API, or the account's auto-provision setting is on)."""
+    from bindery.cli.provisioning import bind_command
+
+    bind_command(bid, qr, cloud_api, user)
 
 
 def unbind(bid: str, user: UserOption = None) -> None:

@@ -156,3 +156,16 @@ def batch_show(bid: str, as_json: JsonOption = False, user: UserOption = None) -
     else:
         for key, value in summary.items():
             console().print(f"{key:>12}: {value}")
+
+
+@batch_app.command("set-target")
+def batch_set_target(bid: str,
+                     cloud_api: Annotated[str, typer.Option("--cloud-api", help="Product Cloud API name.")],
+                     user: UserOption = None) -> None:
+    """Change the batch's Product Cloud API (admins); provisions nothing."""
+    from bindery.provisioning.service import set_target
+
+    with session_scope() as session:
+        set_target(session=session, actor=actor_for(session=session, email=user or get_settings().user),
+                   bid=bid, cloud_api=cloud_api)
+    console().print(f"batch {bid} now targets {cloud_api}")

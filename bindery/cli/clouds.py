@@ -46,6 +46,8 @@ def add(
     endpoint_url: Annotated[str | None, typer.Option(help="aws-iot: private endpoint (or a test server).")] = None,
     connection_string: Annotated[str | None, typer.Option(
         help="azure-iot-hub: service connection string, @FILE or env:NAME.")] = None,
+    quota: Annotated[str | None, typer.Option(
+        help="Rate per second when the provider's quota was raised (default: the published quota).")] = None,
     no_check: Annotated[bool, typer.Option("--no-check", help="Do not contact the target now.")] = False,
 ) -> None:
     """Register a Product Cloud API for your account."""
@@ -54,7 +56,7 @@ def add(
                "interop_url": interop_url, "subscription_id": subscription_id, "type": type_,
                "credentials": credentials, "url": url, "policy": policy, "thing_prefix": thing_prefix,
                "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
-               "endpoint_url": endpoint_url, "connection_string": connection_string}
+               "endpoint_url": endpoint_url, "connection_string": connection_string, "quota": quota}
     with session_scope(settings) as session:
 
         def check(api: CloudApi) -> None:

@@ -132,10 +132,20 @@ def validate(kind: str, options: dict[str, str | None], settings: Settings, chec
     if kind not in VALIDATORS:
         raise BadInput(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
     given = {k: v for k, v in options.items() if v is not None}
-    stray = sorted(set(given) - FIELDS[kind])
+    stray = sorted(set(given) - FIELDS[kind] - {"quota"})
     if stray:
         raise BadInput(f"--{stray[0].replace('_', '-')} does not apply to kind {kind}")
-    return VALIDATORS[kind]({k: str(v) for k, v in given.items()}, settings, check)
+    quota = given.pop("quota", None)
+    checked = VALIDATORS[kind]({k: str(v) for k, v in given.items()}, settings, check)
+    if quota is not None:
+        try:
+            rate = float(quota)
+        except ValueError:
+            rate = 0.0
+        if not 0 < rate <= 100_000:
+            raise BadInput(f"--quota: {quota!r} is not a positive rate per second")
+        checked.settings["quota"] = str(rate)
+    return checked
 
 
 def add_cloud_api(*, session: Session, settings: Settings, actor: Actor, name: str, kind: str,

@@ -1,0 +1,92 @@
+"""`bindery provision`, `bindery settings`, `bindery batch set-target`: provisioning from the CLI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bindery.cli.accounts import acting
+from bindery.cli.common import UserOption, console, console_err, print_json
+from bindery.db import session_scope
+from bindery.errors import BadInput, BinderyError
+from bindery.provisioning import service
+from bindery.provisioning.run import RunReport
+from bindery.settings import get_settings
+
+settings_app = typer.Typer(help="Account settings (admins change them).", no_args_is_help=True)
+CloudApiOption = Annotated[str | None, typer.Option("--cloud-api", help="Product Cloud API name.")]
+
+
+class ProvisioningIncomplete(BinderyError):
+    """Some devices are not provisioned; the report lists them (exit code 1)."""
+
+
+def progress_bar(label: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(),
+                    console=console_err(), transient=True)
+
+
+def print_report(report: RunReport) -> None:
+    console().print(f"batch {report.bid} -> {report.cloud_api}: {report.provisioned} of {report.devices} devices "
+                    f"provisioned ({report.already_present} already present), {report.failed} not provisioned")
+    for device_id, error in report.failures:
+        console_err().print(f"not provisioned: {device_id}: {error}")
+    if not report.complete:
+        raise ProvisioningIncomplete(f"{report.failed} devices of batch {report.bid} are not provisioned into "
+                                     f"{report.cloud_api}; run `bindery provision` again to retry them")
+
+
+def provision(bid: str, cloud_api: CloudApiOption = None, user: UserOption = None) -> None:
+    """Provision Now: the batch's devices into a Product Cloud API (default: the batch's target)."""
+    settings = get_settings()
+    email = user or settings.user or ""
+    with progress_bar(f"provisioning {bid}") as bar:
+        task = bar.add_task("chunks", total=None)
+        report = service.provision_batch(settings=settings, user=email, bid=bid, cloud_api=cloud_api,
+                                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+    print_report(report)
+
+
+def bind_command(bid: str | None, qr: str | None, cloud_api: str | None, user: str | None) -> None:
+    from bindery.binding import bid_from_qr
+
+    if (bid is None) == (qr is None):
+        raise BadInput("give either a BID or --qr TEXT")
+    wanted = bid_from_qr(qr) if qr is not None else str(bid)
+    settings = get_settings()
+    with progress_bar(f"provisioning {wanted}") as bar:
+        task = bar.add_task("chunks", total=None)
+        outcome, report = service.bind_and_provision(
+            settings=settings, user=user or settings.user or "", bid=wanted, cloud_api=cloud_api,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if outcome.already:
+        console().print(f"batch {outcome.bid} is already bound to your account: nothing to do")
+    else:
+        console().print(f"bound batch {outcome.bid}: {outcome.devices} devices")
+    if report is not None:
+        print_report(report)
+
+
+@settings_app.command("auto-provision")
+def auto_provision(state: Annotated[str, typer.Argument(help="on or off")], cloud_api: CloudApiOption = None,
+                   user: UserOption = None) -> None:
+    """Provision every later bind of the account into the default Product Cloud API (or stop)."""
+    if state not in ("on", "off"):
+        raise BadInput(f"auto-provision takes on or off, not {state!r}")
+    with session_scope() as session:
+        current = service.set_auto_provision(session=session, actor=acting(session, user), enabled=state == "on",
+                                             cloud_api=cloud_api)
+    console().print(f"auto-provision {'on' if current.enabled else 'off'} (default Product Cloud API: "
+                    f"{current.cloud_api or 'none'})")
+
+
+@settings_app.command("show")
+def show(user: UserOption = None) -> None:
+    """The account's settings."""
+    with session_scope() as session:
+        actor = acting(session, user)
+        current = service.account_settings(session=session, actor=actor)
+    print_json({"account": actor.account_name, "auto_provision": current.enabled,
+                "default_cloud_api": current.cloud_api})

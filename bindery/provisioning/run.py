@@ -1,0 +1,196 @@
+"""A provisioning run in three steps — plan, chunks, finish — shared by the CLI and the flows.
+
+Plan takes the run's lease on (batch, target), creates a pending record for every device without
+one and cuts the devices still to do into chunks. Each chunk waits for the target's rate limit,
+calls the connector and writes what the target confirmed; transient failures raise ``Transient``
+so the caller retries the chunk (only its devices not yet provisioned). Finish releases the lease
+and reports. A crash anywhere leaves records that say provisioned only for confirmed devices; the
+rerun finds the others already present in the target (connectors are idempotent) and records them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from bindery import audit
+from bindery.access import Action, Actor, actor_for, owned_batch
+from bindery.clouds.base import ConnectorError, Outcome, Transient
+from bindery.clouds.config import get_cloud_api, settings_of
+from bindery.clouds.connectors import connector_for
+from bindery.db import get_engine, session_scope
+from bindery.errors import BadInput
+from bindery.provisioning import lease, records
+from bindery.provisioning.ratelimit import bucket_for, cost, rate_for
+from bindery.settings import Settings
+from models.accounts import Binding
+from models.clouds import CloudApi
+
+HUB_BULK_LIMIT = 100
+
+
+@dataclass
+class RunPlan:
+    """Small: passes between Prefect tasks (names and ids, never sessions or secrets)."""
+
+    bid: str
+    batch_id: int
+    api_name: str
+    api_id: int
+    kind: str
+    rate: float
+    holder: str
+    user: str
+    chunks: list[tuple[int, int]] = field(default_factory=list)
+    to_do: int = 0
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    provisioned: int = 0
+    already_present: int = 0
+    failed: int = 0
+
+
+@dataclass
+class RunReport:
+    bid: str
+    cloud_api: str
+    devices: int
+    provisioned: int
+    already_present: int
+    failed: int
+    failures: list[tuple[str, str]]
+
+    @property
+    def complete(self) -> bool:
+        return self.failed == 0 and self.provisioned == self.devices
+
+
+def resolve_target(*, session: Session, actor: Actor, binding: Binding, cloud_api: str | None,
+                   action: Action = Action.PROVISION) -> CloudApi:
+    if cloud_api:
+        return get_cloud_api(session=session, actor=actor, name=cloud_api, action=action)
+    if binding.target_cloud_api_id is None:
+        raise BadInput("the batch has no target Product Cloud API: give --cloud-api NAME")
+    api = session.get(CloudApi, binding.target_cloud_api_id)
+    assert api is not None
+    return api
+
+
+def chunk_size(settings: Settings, kind: str) -> int:
+    size = settings.provision_chunk_size
+    return min(size, HUB_BULK_LIMIT) if kind == "azure-iot-hub" else size
+
+
+def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
+             action: Action = Action.PROVISION) -> RunPlan:
+    with session_scope(settings) as session:
+        actor = actor_for(session=session, email=user)
+        batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=action)
+        api = resolve_target(session=session, actor=actor, binding=binding, cloud_api=cloud_api, action=action)
+        assert batch.id is not None and api.id is not None
+        plan = RunPlan(bid=batch.bid, batch_id=batch.id, api_name=api.name, api_id=api.id, kind=api.kind,
+                       rate=rate_for(api.kind, settings_of(api).get("quota")), holder=lease.new_holder(),
+                       user=actor.email)
+    with Session(get_engine(settings)) as session:
+        lease.acquire(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
+                      seconds=settings.lease_seconds, wait=settings.lease_wait_seconds,
+                      what=f"batch {plan.bid} into {plan.api_name}")
+    try:
+        with session_scope(settings) as session:
+            records.ensure_records(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+            plan.chunks = records.chunk_bounds(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
+                                               size=chunk_size(settings, plan.kind))
+            counts = records.status_counts(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+            plan.to_do = sum(n for status, n in counts.items() if status != records.PROVISIONED)
+            audit.record(session=session, actor=plan.user, action="provision.start", subject=plan.bid,
+                         cloud_api=plan.api_name, devices=plan.to_do)
+    except BaseException:
+        release(settings, plan)
+        raise
+    return plan
+
+
+def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
+    """One chunk, once. Raises Transient when some of its devices should be tried again."""
+    with Session(get_engine(settings)) as session:
+        devices = records.chunk_devices(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
+                                        bounds=plan.chunks[index])
+        api = session.get(CloudApi, plan.api_id)
+        assert api is not None
+        if not devices:
+            return ChunkResult(index)
+        pks = {cert.device_id: pk for pk, cert in devices}
+        bucket = bucket_for(plan.api_id, plan.rate)
+        bucket.acquire(cost(plan.kind, len(devices)))
+        records.mark_attempt(session=session, api_id=plan.api_id, device_pks=list(pks.values()))
+        session.commit()
+        connector = connector_for(session=session, settings=settings, api=api)
+        try:
+            results = connector.provision([cert for _, cert in devices])
+        except ConnectorError as exc:
+            records.record_chunk_error(session=session, api_id=plan.api_id, device_pks=list(pks.values()),
+                                       error=str(exc), error_class="transient" if exc.transient else "permanent")
+            session.commit()
+            if exc.transient:
+                if exc.retry_after:
+                    bucket.pause(exc.retry_after)
+                raise
+            return ChunkResult(index, failed=len(devices))
+        finally:
+            connector.close()
+        records.apply_results(session=session, api_id=plan.api_id, pks=pks, results=results)
+        lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
+                    seconds=settings.lease_seconds)
+        session.commit()
+    transient = [r for r in results if r.outcome is Outcome.FAILED and r.error_class == "transient"]
+    if transient:
+        raise Transient(f"{len(transient)} of {len(results)} devices failed transiently: {transient[0].error}")
+    return ChunkResult(index, provisioned=sum(r.outcome is Outcome.PROVISIONED for r in results),
+                       already_present=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results),
+                       failed=sum(r.outcome is Outcome.FAILED for r in results))
+
+
+def retry_delay(attempt: int, base: float, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, at least the target's Retry-After, at most a minute."""
+    delay = random.uniform(0, base * 2 ** attempt)
+    return min(60.0, max(delay, retry_after or 0.0))
+
+
+def run_chunk_with_retries(*, settings: Settings, plan: RunPlan, index: int,
+                           sleep: Callable[[float], None] = time.sleep) -> ChunkResult:
+    """The CLI's retry loop; flows use Prefect task retries with the same policy instead."""
+    for attempt in range(settings.provision_retries + 1):
+        try:
+            return run_chunk(settings=settings, plan=plan, index=index)
+        except Transient as exc:
+            if attempt == settings.provision_retries:
+                break
+            sleep(retry_delay(attempt, settings.retry_base_seconds, exc.retry_after))
+    return ChunkResult(index)
+
+
+def release(settings: Settings, plan: RunPlan) -> None:
+    with session_scope(settings) as session:
+        lease.release(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder)
+
+
+def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult]) -> RunReport:
+    release(settings, plan)
+    with session_scope(settings) as session:
+        counts = records.status_counts(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+        problems = records.failures(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+        total = sum(counts.values())
+        report = RunReport(bid=plan.bid, cloud_api=plan.api_name, devices=total,
+                           provisioned=counts.get(records.PROVISIONED, 0),
+                           already_present=sum(r.already_present for r in results),
+                           failed=total - counts.get(records.PROVISIONED, 0), failures=problems)
+        audit.record(session=session, actor=plan.user, action="provision.finish", subject=plan.bid,
+                     cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed)
+    return report
