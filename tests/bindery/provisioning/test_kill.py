@@ -70,8 +70,8 @@ def test_kill_mid_run_then_rerun(cli: Cli, tmp_path: Path, settings: Settings, r
     assert "40 of 40 devices provisioned" in rerun.out
     held = sorted(d["ref"] for d in httpx.get(f"{receiver}/devices").json())
     assert held == DEVICES, "every device exactly once in the target"
-    recorded = [r[0] for r in db.rows(settings.resolved_database_url,
-                                      "SELECT d.device_id FROM provisioning_record r JOIN device d ON d.id = r.device_id "
-                                      "WHERE r.status = 'provisioned' ORDER BY d.device_id")]
+    query = ("SELECT d.device_id FROM provisioning_record r JOIN device d ON d.id = r.device_id "
+             "WHERE r.status = 'provisioned' ORDER BY d.device_id")
+    recorded = [r[0] for r in db.rows(settings.resolved_database_url, query)]
     assert recorded == held, "records equal what the target holds"
     assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM run_lease") == 0

@@ -1,0 +1,78 @@
+"""Flows `provision-batch` and `bind-and-provision`: a batch's devices into a Product Cloud API."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect import flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import wait
+from prefect.states import Completed, Failed, State
+
+from bindery.access import Action
+from bindery.provisioning.run import ChunkResult, RunPlan, RunReport, retry_delay
+from bindery.settings import get_settings
+from tasks import artifacts
+from tasks import provisioning as steps
+
+
+def _run(plan: RunPlan) -> RunReport:
+    """Chunks in windows of BINDERY_PROVISION_CONCURRENCY, retried with exponential backoff and jitter."""
+    settings = get_settings()
+    chunk = steps.provision_chunk.with_options(
+        retries=settings.provision_retries,
+        retry_delay_seconds=[retry_delay(i, settings.retry_base_seconds) for i in range(settings.provision_retries)])
+    progress = create_progress_artifact(0.0, key=artifacts.artifact_key("provisioning", f"{plan.bid}-{plan.api_name}"),
+                                        description=f"Provisioning {plan.bid} into {plan.api_name}")
+    assert isinstance(progress, UUID)
+    results: list[ChunkResult] = []
+    try:
+        window = settings.provision_concurrency
+        for start in range(0, len(plan.chunks), window):
+            futures = [chunk.submit(plan, i) for i in range(start, min(start + window, len(plan.chunks)))]
+            wait(futures)
+            for future in futures:
+                state = future.state
+                results.append(future.result() if state.is_completed() else ChunkResult(-1))
+            update_progress_artifact(progress, 100.0 * len(results) / max(1, len(plan.chunks)))
+    finally:
+        report = steps.finish(plan, results)
+    update_progress_artifact(progress, 100.0)
+    return report
+
+
+def _outcome(report: RunReport) -> State[Any]:
+    rows = [{"target": report.cloud_api, "devices": report.devices, "provisioned": report.provisioned,
+             "already present": report.already_present, "failed": report.failed}]
+    artifacts.publish_table("provisioned", f"{report.bid}-{report.cloud_api}", rows,
+                            description=f"Batch {report.bid} in {report.cloud_api}")
+    summary = {"bid": report.bid, "cloud_api": report.cloud_api, "devices": report.devices,
+               "provisioned": report.provisioned, "failed": report.failed}
+    if report.complete:
+        return Completed(message=f"{report.provisioned} devices provisioned", data=summary)
+    artifacts.publish_problems("provisioning-failures", f"{report.bid}-{report.cloud_api}",
+                               f"{report.failed} devices not provisioned into {report.cloud_api}",
+                               [f"{device}: {error}" for device, error in report.failures])
+    return Failed(message=f"{report.failed} of {report.devices} devices not provisioned into {report.cloud_api}",
+                  data=summary)
+
+
+@flow(name="provision-batch", description="Provision a bound batch's devices into a Product Cloud API (Provision Now).")
+def provision_batch(bid: str, cloud_api: str | None, user: str) -> State[Any]:
+    """Provision batch ``bid`` into ``cloud_api`` (default: the batch's target) as ``user`` (an admin)."""
+    return _outcome(_run(steps.plan(bid, cloud_api, user)))
+
+
+@flow(name="bind-and-provision", description="Bind a batch, then provision it into the picked or default API.")
+def bind_and_provision(bid: str, user: str, cloud_api: str | None = None) -> State[Any]:
+    """Bind ``bid`` for ``user``; provision when an admin picked ``cloud_api`` or auto-provision is on."""
+    planned = steps.bind(bid, user, cloud_api)
+    if planned.cloud_api is None:
+        return Completed(message=f"bound {bid}; nothing to provision",
+                         data={"bid": bid, "devices": planned.outcome.devices, "provisioned": 0})
+    plan = steps.plan(bid, planned.cloud_api, user, planned.action)
+    return _outcome(_run(plan))
+
+
+__all__ = ["Action", "bind_and_provision", "provision_batch"]

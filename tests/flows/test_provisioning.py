@@ -1,0 +1,90 @@
+"""The provision-batch and bind-and-provision flows against a real Prefect server and real receivers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prefect.artifacts import Artifact
+
+from bindery.receiver import ReceiverAuth, create_app
+from bindery.settings import Settings
+from flows.provisioning import bind_and_provision, provision_batch
+from tests.conftest import Cli
+from tests.support import db
+from tests.support.flaky import FaultLog, create_flaky_proxy
+from tests.support.servers import serve
+from tests.support.world import ADMIN, MEMBER, make_world
+
+DEVICES = [f"f-{i:03d}" for i in range(18)]
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[str]:
+    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "recv.db")) as url:
+        yield url
+
+
+@pytest.fixture
+def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
+    monkeypatch.setenv("BINDERY_PROVISION_CHUNK_SIZE", "4")
+    monkeypatch.setenv("BINDERY_RETRY_BASE_SECONDS", "0.05")
+    monkeypatch.setenv("BINDERY_HTTP_TIMEOUT", "0.5")
+    make_world(cli, tmp_path, {"FL1": DEVICES})
+    return cli
+
+
+def add(cli: Cli, name: str, url: str) -> None:
+    cli.ok("cloud-api", "add", name, "--user", ADMIN, "--kind", "other", "--type", "AWS", "--credentials",
+           "bindery:pw", "--url", f"{url}/interop", "--quota", "1000", "--no-check")
+
+
+def held(url: str) -> list[str]:
+    return sorted(d["ref"] for d in httpx.get(f"{url}/devices").json())
+
+
+def test_bind_and_provision_flow_with_flaky_target(world: Cli, receiver: str, settings: Settings,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINDERY_PROVISION_RETRIES", "12")
+    faults = FaultLog(rate=0.3, seed=1)
+    with serve(create_flaky_proxy(receiver, faults)) as flaky:
+        add(world, "flaky", flaky)
+        state = bind_and_provision(bid="FL1", user=ADMIN, cloud_api="flaky", return_state=True)
+    assert state.is_completed(), state.message
+    assert held(receiver) == DEVICES
+    assert db.scalar(settings.resolved_database_url,
+                     "SELECT COUNT(*) FROM provisioning_record WHERE status = 'provisioned'") == len(DEVICES)
+    table = Artifact.get("provisioned-fl1-flaky")
+    assert table is not None and '"provisioned": 18' in str(table.data)
+    assert any(f != "ok" for f in faults.seen)
+
+
+def test_provision_batch_flow_fails_with_a_per_device_report(world: Cli, receiver: str, settings: Settings) -> None:
+    world.ok("bind", "FL1", "--user", MEMBER)
+    add(world, "lab", receiver)
+    import base64
+
+    from bindery.crypto.certs import pem_of
+    from tests.support.certs import Chain
+
+    other = base64.b64encode(pem_of(Chain("o").device("o")).encode()).decode()
+    httpx.post(f"{receiver}/interop", json={"action": "provision", "certs": [{"ref": "f-003", "cert": other}]},
+               auth=("bindery", "pw")).raise_for_status()
+    state = provision_batch(bid="FL1", cloud_api="lab", user=ADMIN, return_state=True)
+    assert state.is_failed() and "1 of 18 devices not provisioned into lab" in str(state.message)
+    report = Artifact.get("provisioning-failures-fl1-lab")
+    assert report is not None and "f-003: ref or certificate already registered differently" in str(report.data)
+    again = provision_batch(bid="FL1", cloud_api="lab", user=ADMIN, return_state=True)
+    assert again.is_failed()
+    assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM run_lease") == 0
+
+
+def test_member_bind_without_api_provisions_nothing(world: Cli, receiver: str) -> None:
+    add(world, "lab", receiver)
+    state = bind_and_provision(bid="FL1", user=MEMBER, return_state=True)
+    assert state.is_completed() and held(receiver) == []
+    refused = provision_batch(bid="FL1", cloud_api="lab", user=MEMBER, return_state=True)
+    assert refused.is_failed() and "only admins may provision devices" in str(refused.message)
