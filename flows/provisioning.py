@@ -10,7 +10,6 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import wait
 from prefect.states import Completed, Failed, State
 
-from bindery.access import Action
 from bindery.provisioning.run import ChunkResult, RunPlan, RunReport, retry_delay
 from bindery.settings import get_settings
 from tasks import artifacts
@@ -75,4 +74,16 @@ def bind_and_provision(bid: str, user: str, cloud_api: str | None = None) -> Sta
     return _outcome(_run(plan))
 
 
-__all__ = ["Action", "bind_and_provision", "provision_batch"]
+
+
+@flow(name="deprovision-batch", description="Remove a batch's devices from a Product Cloud API.")
+def deprovision_batch(bid: str, cloud_api: str, user: str, forget: bool = False) -> State[Any]:
+    """Remove batch ``bid`` from ``cloud_api``; interop kinds only mark records removed, with ``forget``."""
+    report = steps.deprovision(bid, cloud_api, user, forget)
+    artifacts.publish_table("deprovisioned", f"{bid}-{cloud_api}", [{
+        "target": cloud_api, "removed": report.removed, "failed": len(report.failures),
+        "records only": report.forgotten}], description=f"Batch {bid} removed from {cloud_api}")
+    summary = {"bid": bid, "cloud_api": cloud_api, "removed": report.removed, "failed": len(report.failures)}
+    if report.failures:
+        return Failed(message=f"{len(report.failures)} devices still in {cloud_api}", data=summary)
+    return Completed(message=f"{report.removed} devices removed", data=summary)

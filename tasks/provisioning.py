@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import State, TaskRun
 
 from bindery.access import Action
 from bindery.clouds.base import Transient
-from bindery.provisioning import run, service
+from bindery.provisioning import removal, run, service
 from bindery.settings import get_settings
 
 
@@ -44,3 +44,8 @@ def finish(plan: run.RunPlan, results: list[run.ChunkResult]) -> run.RunReport:
 @task(name="bind-for-provisioning", cache_policy=NO_CACHE)
 def bind(bid: str, user: str, cloud_api: str | None) -> service.BindPlan:
     return service.bind_for_provisioning(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api)
+
+
+@task(name="deprovision", cache_policy=NO_CACHE)
+def deprovision(bid: str, cloud_api: str, user: str, forget: bool) -> removal.RemovalReport:
+    return removal.deprovision_batch(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api, forget=forget)

@@ -24,6 +24,7 @@ def build_app() -> typer.Typer:
     app.command("unbind")(accounts.unbind)
     app.command("manifest")(accounts.export)
     app.command("provision")(provisioning.provision)
+    app.command("deprovision")(provisioning.deprovision)
     app.add_typer(provisioning.settings_app, name="settings")
     app.add_typer(clouds.cloud_app, name="cloud-api")
     app.add_typer(clouds.keys_app, name="keys")

@@ -90,3 +90,21 @@ def show(user: UserOption = None) -> None:
         current = service.account_settings(session=session, actor=actor)
     print_json({"account": actor.account_name, "auto_provision": current.enabled,
                 "default_cloud_api": current.cloud_api})
+
+
+def deprovision(bid: str, cloud_api: Annotated[str, typer.Option("--cloud-api", help="Product Cloud API name.")],
+                forget: Annotated[bool, typer.Option(help="Only mark the records removed (interop kinds have no "
+                                                          "removal: remove the devices in the cloud first).")] = False,
+                user: UserOption = None) -> None:
+    """Remove the batch's devices from a Product Cloud API (admins)."""
+    from bindery.provisioning.removal import deprovision_batch
+
+    settings = get_settings()
+    report = deprovision_batch(settings=settings, user=user or settings.user or "", bid=bid, cloud_api=cloud_api,
+                               forget=forget)
+    verb = "marked removed (records only)" if report.forgotten else "removed"
+    console().print(f"batch {bid}: {report.removed} devices {verb} from {cloud_api}, {len(report.failures)} failed")
+    for device_id, error in report.failures:
+        console_err().print(f"not removed: {device_id}: {error}")
+    if report.failures:
+        raise ProvisioningIncomplete(f"{len(report.failures)} devices of batch {bid} are still in {cloud_api}")

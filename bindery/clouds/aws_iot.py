@@ -18,7 +18,16 @@ import botocore.exceptions as boto_errors
 from botocore.config import Config
 from botocore.parsers import ResponseParserError
 
-from bindery.clouds.base import ConnectorError, DeviceCert, DeviceResult, Outcome, Permanent, Transient, failed
+from bindery.clouds.base import (
+    ConnectorError,
+    DeviceCert,
+    DeviceResult,
+    Outcome,
+    Permanent,
+    ProvisionedDevice,
+    Transient,
+    failed,
+)
 
 TRANSIENT_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
                    "ServiceUnavailableException", "InternalFailureException", "InternalServerException",
@@ -169,3 +178,29 @@ class AwsIotConnector:
             return failed(device.device_id, exc)
         return DeviceResult(device.device_id, Outcome.PROVISIONED if new else Outcome.ALREADY_PRESENT,
                             external_ref=arn, endpoint=endpoint)
+
+    def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
+        """Detach principal and policy, set the certificate INACTIVE, delete certificate and thing.
+        Anything already gone counts as removed."""
+        return [self._remove(device) for device in devices]
+
+    def _ignore_missing(self, name: str, **kwargs: Any) -> None:
+        try:
+            self._call(name, **kwargs)
+        except Permanent as exc:
+            if "ResourceNotFoundException" not in str(exc):
+                raise
+
+    def _remove(self, device: ProvisionedDevice) -> DeviceResult:
+        name = thing_name(self.options.get("thing_prefix", ""), device.device_id)
+        arn = device.external_ref or ""
+        try:
+            if arn:
+                self._ignore_missing("DetachThingPrincipal", thingName=name, principal=arn)
+                self._ignore_missing("DetachPolicy", policyName=self.options["policy"], target=arn)
+            self._ignore_missing("UpdateCertificate", certificateId=device.fingerprint_sha256, newStatus="INACTIVE")
+            self._ignore_missing("DeleteCertificate", certificateId=device.fingerprint_sha256)
+            self._ignore_missing("DeleteThing", thingName=name)
+        except ConnectorError as exc:
+            return failed(device.device_id, exc)
+        return DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=arn)

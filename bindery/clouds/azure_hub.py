@@ -13,7 +13,16 @@ from typing import Any, TypeVar
 
 from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
-from bindery.clouds.base import ConnectorError, DeviceCert, DeviceResult, Outcome, Permanent, Transient, failed
+from bindery.clouds.base import (
+    ConnectorError,
+    DeviceCert,
+    DeviceResult,
+    Outcome,
+    Permanent,
+    ProvisionedDevice,
+    Transient,
+    failed,
+)
 from bindery.clouds.config import parse_connection_string
 
 BULK_LIMIT = 100
@@ -119,3 +128,19 @@ class AzureHubConnector:
             return DeviceResult(device.device_id, Outcome.ALREADY_PRESENT, external_ref=device.device_id,
                                 endpoint=self.host)
         return failed(device.device_id, Permanent("device exists in the hub with another certificate thumbprint"))
+
+    def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
+        """Delete the devices; one that is already gone counts as removed."""
+        results = []
+        for device in devices:
+            try:
+                self.registry.delete_device(device.device_id)
+            except HttpOperationError as exc:
+                if getattr(exc.response, "status_code", 0) != 404:
+                    results.append(failed(device.device_id, map_error(exc, "DeleteDevice")))
+                    continue
+            except (ClientRequestError, DeserializationError) as exc:
+                results.append(failed(device.device_id, map_error(exc, "DeleteDevice")))
+                continue
+            results.append(DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=device.device_id))
+        return results

@@ -47,6 +47,15 @@ class DeviceCert:
 
 
 @dataclass(frozen=True)
+class ProvisionedDevice:
+    """What a connector needs to remove a device: the certificate and the reference it recorded."""
+
+    device_id: str
+    fingerprint_sha256: str
+    external_ref: str | None
+
+
+@dataclass(frozen=True)
 class DeviceResult:
     device_id: str
     outcome: Outcome
@@ -73,6 +82,11 @@ class Connector(Protocol):
 
     def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
         """One result per device, in order. Raise Transient when the whole chunk should be retried."""
+        ...
+
+    def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
+        """Remove devices; one result per device (PROVISIONED here means removed). Raise Permanent when
+        the kind cannot remove anything."""
         ...
 
     def close(self) -> None:

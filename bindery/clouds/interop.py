@@ -16,7 +16,16 @@ from typing import Any
 
 import httpx
 
-from bindery.clouds.base import ConnectorError, DeviceCert, DeviceResult, Outcome, Permanent, Transient, failed
+from bindery.clouds.base import (
+    ConnectorError,
+    DeviceCert,
+    DeviceResult,
+    Outcome,
+    Permanent,
+    ProvisionedDevice,
+    Transient,
+    failed,
+)
 from bindery.clouds.urls import check_url
 
 COMPATIBILITY_VERSION = 1
@@ -78,6 +87,9 @@ class InteropConnector:
         except ValueError:
             raise Permanent("malformed response: not JSON (receiver does not speak the interop protocol)") from None
 
+    def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
+        return _no_removal(devices)
+
     def check(self) -> None:
         answer = self._post({"action": "info"})
         version = answer.get("compatibilityVersion") if isinstance(answer, dict) else None
@@ -103,6 +115,11 @@ class InteropConnector:
                 message = str(entry.get("message") or "receiver reported an error")[:300]
                 results.append(failed(device.device_id, Permanent(message)))
         return results
+
+
+def _no_removal(devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
+    raise Permanent("the interop protocol has no removal: remove the devices in the Product Cloud, then run "
+                    "deprovision with --forget to mark Bindery's records removed")
 
 
 def bearer(token: Callable[[], str]) -> Callable[[], str]:

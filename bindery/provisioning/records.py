@@ -38,7 +38,7 @@ def chunk_bounds(*, session: Session, batch_id: int, api_id: int, size: int) -> 
 
 def chunk_devices(*, session: Session, batch_id: int, api_id: int, bounds: tuple[int, int],
                   include_failed: bool = True) -> list[tuple[int, DeviceCert]]:
-    statuses = [PENDING, FAILED] if include_failed else [PENDING]
+    statuses = [PENDING, REMOVED, FAILED] if include_failed else [PENDING, REMOVED]
     rows = session.exec(
         select(Device.id, Device.device_id, Device.certificate_pem, Device.fingerprint_sha256)
         .join(ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id))

@@ -88,3 +88,17 @@ def test_member_bind_without_api_provisions_nothing(world: Cli, receiver: str) -
     assert state.is_completed() and held(receiver) == []
     refused = provision_batch(bid="FL1", cloud_api="lab", user=MEMBER, return_state=True)
     assert refused.is_failed() and "only admins may provision devices" in str(refused.message)
+
+
+def test_deprovision_flow_with_forget(world: Cli, receiver: str, settings: Settings) -> None:
+    from flows.provisioning import deprovision_batch
+
+    world.ok("bind", "FL1", "--user", MEMBER)
+    add(world, "lab", receiver)
+    assert provision_batch(bid="FL1", cloud_api="lab", user=ADMIN, return_state=True).is_completed()
+    refused = deprovision_batch(bid="FL1", cloud_api="lab", user=ADMIN, return_state=True)
+    assert refused.is_failed() and "no removal" in str(refused.message)
+    state = deprovision_batch(bid="FL1", cloud_api="lab", user=ADMIN, forget=True, return_state=True)
+    assert state.is_completed() and "18 devices removed" in str(state.message)
+    assert db.scalar(settings.resolved_database_url,
+                     "SELECT COUNT(*) FROM provisioning_record WHERE status = 'removed'") == len(DEVICES)
