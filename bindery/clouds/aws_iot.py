@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -80,9 +81,16 @@ def _seconds(value: Any) -> float | None:
 
 
 class AwsIotConnector:
-    def __init__(self, options: dict[str, str], *, timeout: float, client: Any = None):
+    """Devices of a chunk run ``parallel`` at a time (each device's calls in order); ``pace`` is called
+    before every RegisterCertificateWithoutCA, the call whose quota binds, so the caller's rate limit
+    holds per call rather than per chunk."""
+
+    def __init__(self, options: dict[str, str], *, timeout: float, client: Any = None, parallel: int = 16,
+                 pace: Callable[[], object] | None = None):
         self.options = options
         self.timeout = timeout
+        self.parallel = parallel
+        self.pace = pace
         self._client = client
         self._endpoint: str | None = None
 
@@ -90,7 +98,7 @@ class AwsIotConnector:
     def client(self) -> Any:
         if self._client is None:
             config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=self.timeout,
-                            read_timeout=self.timeout)
+                            read_timeout=self.timeout, max_pool_connections=max(10, self.parallel))
             session = boto3.session.Session(region_name=self.options["region"])
             if self.options.get("role_arn"):
                 session = self._assumed(session, config)
@@ -133,11 +141,16 @@ class AwsIotConnector:
 
     def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
         endpoint = self.endpoint()
-        return [self._one(device, endpoint) for device in devices]
+        if self.parallel <= 1 or len(devices) <= 1:
+            return [self._one(device, endpoint) for device in devices]
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(devices))) as pool:
+            return list(pool.map(lambda device: self._one(device, endpoint), devices))
 
     def _register(self, device: DeviceCert) -> tuple[str, bool]:
         """(certificate ARN, newly registered). The certificate ID is the SHA-256 of the DER, so an
         already registered certificate is found by its fingerprint when the exception lacks the ARN."""
+        if self.pace is not None:
+            self.pace()
         try:
             answer = self.client.register_certificate_without_ca(certificatePem=device.certificate_pem,
                                                                  status="ACTIVE")

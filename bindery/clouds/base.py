@@ -63,6 +63,7 @@ class DeviceResult:
     endpoint: str | None = None
     error: str | None = None
     error_class: str | None = None  # "transient" or "permanent"
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,7 +72,7 @@ class DeviceResult:
 
 def failed(device_id: str, error: ConnectorError) -> DeviceResult:
     return DeviceResult(device_id, Outcome.FAILED, error=str(error),
-                        error_class="transient" if error.transient else "permanent")
+                        error_class="transient" if error.transient else "permanent", retry_after=error.retry_after)
 
 
 class Connector(Protocol):

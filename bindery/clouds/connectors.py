@@ -28,7 +28,7 @@ def connector_for(*, session: Session, settings: Settings, api: CloudApi) -> Con
     if api.kind == "aws-iot":
         from bindery.clouds.aws_iot import AwsIotConnector
 
-        return AwsIotConnector(options, timeout=settings.http_timeout)
+        return AwsIotConnector(options, timeout=settings.http_timeout, parallel=settings.aws_device_concurrency)
     if api.kind == "azure-iot-hub":
         from bindery.clouds.azure_hub import AzureHubConnector
 

@@ -25,7 +25,7 @@ from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
 from bindery.errors import BadInput
 from bindery.provisioning import lease, records
-from bindery.provisioning.ratelimit import bucket_for, cost, rate_for
+from bindery.provisioning.ratelimit import PACED_KINDS, bucket_for, cost, rate_for
 from bindery.settings import Settings
 from models.accounts import Binding
 from models.clouds import CloudApi
@@ -118,40 +118,54 @@ def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
 
 
 def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
-    """One chunk, once. Raises Transient when some of its devices should be tried again."""
-    with Session(get_engine(settings)) as session:
+    """One chunk, once. Raises Transient when some of its devices should be tried again.
+
+    Transactions stay short (SQLite locks the whole file): none is open while the chunk waits for
+    the rate limit or talks to the target."""
+    engine = get_engine(settings)
+    with Session(engine) as session:
         devices = records.chunk_devices(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
                                         bounds=plan.chunks[index])
+        session.commit()
+    if not devices:
+        return ChunkResult(index)
+    pks = {cert.device_id: pk for pk, cert in devices}
+    bucket = bucket_for(plan.api_id, plan.rate)
+    bucket.acquire(cost(plan.kind, len(devices)))
+    with Session(engine) as session:
+        records.mark_attempt(session=session, api_id=plan.api_id, device_pks=list(pks.values()))
         api = session.get(CloudApi, plan.api_id)
         assert api is not None
-        if not devices:
-            return ChunkResult(index)
-        pks = {cert.device_id: pk for pk, cert in devices}
-        bucket = bucket_for(plan.api_id, plan.rate)
-        bucket.acquire(cost(plan.kind, len(devices)))
-        records.mark_attempt(session=session, api_id=plan.api_id, device_pks=list(pks.values()))
-        session.commit()
         connector = connector_for(session=session, settings=settings, api=api)
-        try:
-            results = connector.provision([cert for _, cert in devices])
-        except ConnectorError as exc:
+        session.commit()
+    if plan.kind in PACED_KINDS:
+        connector.pace = bucket.acquire  # type: ignore[attr-defined]
+    try:
+        results = connector.provision([cert for _, cert in devices])
+    except ConnectorError as exc:
+        with Session(engine) as session:
             records.record_chunk_error(session=session, api_id=plan.api_id, device_pks=list(pks.values()),
                                        error=str(exc), error_class="transient" if exc.transient else "permanent")
             session.commit()
-            if exc.transient:
-                if exc.retry_after:
-                    bucket.pause(exc.retry_after)
-                raise
-            return ChunkResult(index, failed=len(devices))
-        finally:
-            connector.close()
+        if exc.transient:
+            if exc.retry_after:
+                bucket.pause(exc.retry_after)
+            raise
+        return ChunkResult(index, failed=len(devices))
+    finally:
+        connector.close()
+    with Session(engine) as session:
         records.apply_results(session=session, api_id=plan.api_id, pks=pks, results=results)
         lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
                     seconds=settings.lease_seconds)
         session.commit()
     transient = [r for r in results if r.outcome is Outcome.FAILED and r.error_class == "transient"]
     if transient:
-        raise Transient(f"{len(transient)} of {len(results)} devices failed transiently: {transient[0].error}")
+        retry_after = max((r.retry_after or 0.0 for r in transient), default=0.0) or None
+        if retry_after:
+            bucket.pause(retry_after)
+        raise Transient(f"{len(transient)} of {len(results)} devices failed transiently: {transient[0].error}",
+                        retry_after)
     return ChunkResult(index, provisioned=sum(r.outcome is Outcome.PROVISIONED for r in results),
                        already_present=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results),
                        failed=sum(r.outcome is Outcome.FAILED for r in results))
