@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from sqlmodel import select
 
 from bindery import accounts, audit, binding, manifest
@@ -11,19 +19,25 @@ from bindery.catalog import trust
 from bindery.catalog.importer import import_reel
 from bindery.cli.catalog import print_account_batches, print_import_report
 from bindery.cli.common import console
+from bindery.clouds.config import add_cloud_api, change_url, secret_of
 from bindery.db import session_scope
+from bindery.provisioning.service import provision_batch
+from bindery.receiver import ReceiverAuth, create_app
 from bindery.reels.demo import write_demo_reel
-from bindery.settings import get_settings
+from bindery.settings import Settings, get_settings
 from models.accounts import Account, User
+from models.clouds import CloudApi
 
 DEMO_BID = "DEMO-0001"
 DEMO_DEVICES = 1000
 DEMO_ACCOUNT = "Demo Account"
 DEMO_ADMIN = "admin@demo.bindery.local"
+DEMO_CLOUD_API = "demo-receiver"
 
 
 def demo() -> None:
-    """Dummy reel -> trust -> import -> account and admin -> bind by QR text -> manifest -> list."""
+    """Dummy reel -> trust -> import -> account and admin -> bind by QR text -> manifest -> provision into a
+    reference receiver it starts -> the account's batches with their counters."""
     settings = get_settings()
     out = settings.home / "demo"
     say = console().print
@@ -61,8 +75,53 @@ def demo() -> None:
                                           bid=DEMO_BID, out=str(manifest_path),
                                           chunk_size=settings.manifest_chunk_size)
     say(f"[bold]7. manifest[/bold] {report.rows} devices -> {manifest_path}")
+    with running_receiver(settings, out) as receiver_url:
+        provisioned = provision_batch(settings=settings.model_copy(update={"allow_private_targets": True}),
+                                      user=DEMO_ADMIN, bid=DEMO_BID, cloud_api=DEMO_CLOUD_API)
+        say(f"[bold]8. provision[/bold] into {DEMO_CLOUD_API} (reference receiver at {receiver_url}): "
+            f"{provisioned.provisioned} of {provisioned.devices} provisioned, {provisioned.failed} not")
     with session_scope(settings) as session:
         rows = binding.account_batches(session=session, actor=actor_for(session=session, email=DEMO_ADMIN))
-    say(f"[bold]8. batches of {DEMO_ACCOUNT}[/bold]")
+    say(f"[bold]9. batches of {DEMO_ACCOUNT}[/bold] (bound and provisioned counters)")
     print_account_batches(rows, as_json=False)
     say(f"QR code of the reel: {out / (DEMO_BID + '-qr.png')}")
+    say(f"Manifest File: {manifest_path}")
+    say(f"Receiver's store: {out / 'receiver.db'}")
+
+
+@contextmanager
+def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
+    """The reference receiver on a free loopback port, registered as the demo account's Product Cloud API
+    (kind other, Basic auth with a generated password that is stored encrypted)."""
+    import uvicorn
+
+    with session_scope(settings) as session:
+        actor = actor_for(session=session, email=DEMO_ADMIN)
+        existing = session.exec(select(CloudApi).where(CloudApi.account_id == actor.account_id,
+                                                       CloudApi.name == DEMO_CLOUD_API)).first()
+        credentials = secret_of(settings, existing) if existing else f"bindery:{secrets.token_urlsafe(18)}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(ReceiverAuth(basic=credentials), out / "receiver.db")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}/interop"
+    try:
+        with session_scope(settings) as session:
+            actor = actor_for(session=session, email=DEMO_ADMIN)
+            demo_settings = settings.model_copy(update={"allow_private_targets": True})
+            if existing is None:
+                add_cloud_api(session=session, settings=demo_settings, actor=actor, name=DEMO_CLOUD_API, kind="other",
+                              options={"type": "private cloud", "credentials": credentials, "url": url,
+                                       "quota": "1000"})
+            else:  # the receiver's port changes from run to run
+                change_url(session=session, settings=demo_settings, actor=actor, name=DEMO_CLOUD_API, url=url)
+        yield url
+    finally:
+        server.should_exit = server.force_exit = True
+        thread.join(timeout=10)

@@ -194,6 +194,20 @@ def remove_cloud_api(*, session: Session, actor: Actor, name: str) -> None:
                  account=actor.account_name)
 
 
+def change_url(*, session: Session, settings: Settings, actor: Actor, name: str, url: str) -> CloudApi:
+    """Point an `other` Product Cloud API at a new URL, under the same rules as `add`."""
+    api = get_cloud_api(session=session, actor=actor, name=name)
+    if api.kind != "other":
+        raise BadInput(f"{name}: only kind other has a --url to change")
+    values = settings_of(api)
+    values["url"] = check_url(url, "--url", allow_private=settings.allow_private_targets, allow_http_loopback=True,
+                              must_resolve=False)
+    api.settings_json = json.dumps(values, sort_keys=True)
+    session.add(api)
+    audit.record(session=session, actor=actor.email, action="cloud_api.change_url", subject=name)
+    return api
+
+
 def settings_of(api: CloudApi) -> dict[str, str]:
     return dict(json.loads(api.settings_json))
 
