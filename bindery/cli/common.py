@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +15,8 @@ UserOption = Annotated[str | None, typer.Option("--user", help="Acting user's em
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    """stdout; wide tables when piped (rich would otherwise wrap them at 80 columns)."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def console_err() -> Console:

@@ -104,7 +104,7 @@ def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     app = create_app(ReceiverAuth(basic=credentials), out / "receiver.db")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -123,5 +123,5 @@ def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
                 change_url(session=session, settings=demo_settings, actor=actor, name=DEMO_CLOUD_API, url=url)
         yield url
     finally:
-        server.should_exit = server.force_exit = True
+        server.should_exit = True
         thread.join(timeout=10)
