@@ -9,9 +9,13 @@ import hashlib
 import hmac
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -116,3 +120,19 @@ def create_hub_app(hub: Hub) -> FastAPI:
                 "disabledDeviceCount": 0}
 
     return app
+
+
+@contextmanager
+def running_hub(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """The fake hub over https on loopback, trusted through REQUESTS_CA_BUNDLE; its connection string in
+    the environment variable HUB_CS."""
+    from tests.support.servers import serve
+    from tests.support.tls import make_tls
+
+    tls = make_tls(folder)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca))
+    hub = Hub()
+    with serve(create_hub_app(hub), ssl={"cert": str(tls.cert), "key": str(tls.key)}) as url:
+        hub.host = url.removeprefix("https://")
+        monkeypatch.setenv("HUB_CS", hub.connection_string())
+        yield hub

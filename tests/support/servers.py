@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import uvicorn
@@ -32,3 +32,26 @@ def serve(app: Any, ssl: dict[str, str] | None = None) -> Iterator[str]:
         server.should_exit = True
         server.force_exit = True  # do not wait for clients' keep-alive connections
         thread.join(timeout=10)
+
+
+@contextmanager
+def dropping_server() -> Iterator[int]:
+    """A TCP port whose server accepts one connection, reads a little and closes it unanswered."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def drop() -> None:
+        connection, _ = listener.accept()
+        connection.settimeout(1)
+        with suppress(OSError):
+            connection.recv(100)
+        connection.close()
+
+    threading.Thread(target=drop, daemon=True).start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        listener.close()

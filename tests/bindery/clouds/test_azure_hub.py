@@ -11,9 +11,8 @@ from bindery.clouds.azure_hub import AzureHubConnector
 from bindery.clouds.base import DeviceCert, Outcome, Permanent, Transient
 from bindery.crypto.certs import fingerprint, pem_of
 from tests.support.certs import Chain
-from tests.support.iothub import Fault, Hub, create_hub_app
-from tests.support.servers import serve
-from tests.support.tls import make_tls
+from tests.support.iothub import Fault, Hub, running_hub
+from tests.support.servers import dropping_server
 
 
 def devices(count: int, tag: str) -> list[DeviceCert]:
@@ -24,11 +23,7 @@ def devices(count: int, tag: str) -> list[DeviceCert]:
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
-    tls = make_tls(tmp_path / "tls")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca))
-    state = Hub()
-    with serve(create_hub_app(state), ssl={"cert": str(tls.cert), "key": str(tls.key)}) as url:
-        state.host = url.removeprefix("https://")
+    with running_hub(tmp_path / "tls", monkeypatch) as state:
         yield state
 
 
@@ -83,22 +78,9 @@ def test_faults_are_classified(hub: Hub, fault: Fault, kind: type, message: str,
     assert raised.value.retry_after == retry_after
 
 
-def test_dropped_connection_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-    import threading
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-
-    def drop() -> None:
-        connection, _ = listener.accept()
-        connection.close()
-
-    threading.Thread(target=drop, daemon=True).start()
-    connector = AzureHubConnector(f"HostName=127.0.0.1:{port};SharedAccessKeyName=p;SharedAccessKey=a2V5",
-                                  timeout=2)
-    with pytest.raises(Transient, match="connection failed"):
-        connector.provision(devices(1, "drop"))
-    listener.close()
+def test_dropped_connection_is_transient() -> None:
+    with dropping_server() as port:
+        connector = AzureHubConnector(f"HostName=127.0.0.1:{port};SharedAccessKeyName=p;SharedAccessKey=a2V5",
+                                      timeout=2)
+        with pytest.raises(Transient, match="connection failed"):
+            connector.provision(devices(1, "drop"))

@@ -25,10 +25,9 @@ from bindery.settings import Settings
 from tests.conftest import Cli
 from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
 from tests.support.certs import Chain
-from tests.support.iothub import Hub, create_hub_app
-from tests.support.servers import serve
+from tests.support.iothub import running_hub
 from tests.support.tls import make_tls
-from tests.support.world import ADMIN, make_world
+from tests.support.world import ADMIN
 
 SUBSCRIPTION = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
@@ -37,13 +36,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
-    make_world(cli, tmp_path, {})
-    return cli
 
 
 @pytest.fixture
@@ -129,12 +121,7 @@ def test_azure_iot_hub_kind_checked_and_provisioned_from_the_cli(world: Cli, set
     from tests.support.iothub import KEY
 
     caplog.set_level(logging.DEBUG)
-    tls = make_tls(tmp_path / "hubtls")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca))
-    hub = Hub()
-    with serve(create_hub_app(hub), ssl={"cert": str(tls.cert), "key": str(tls.key)}) as url:
-        hub.host = url.removeprefix("https://")
-        monkeypatch.setenv("HUB_CS", hub.connection_string())
+    with running_hub(tmp_path / "hubtls", monkeypatch) as hub:
         world.ok("cloud-api", "add", "hub", "--user", ADMIN, "--kind", "azure-iot-hub", "--connection-string",
                  "env:HUB_CS")
         assert provision_one("hub", "hubcli")[0].outcome is Outcome.PROVISIONED  # type: ignore

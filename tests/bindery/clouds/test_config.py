@@ -14,17 +14,10 @@ from bindery.settings import Settings
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.servers import serve
-from tests.support.world import ADMIN, MEMBER, OTHER, make_world
+from tests.support.world import ADMIN, MEMBER, OTHER
 
 SECRET = "pa55-Wörd-do-not-leak"
 CONNECTION = f"HostName=hub.azure-devices.net;SharedAccessKeyName=registryReadWrite;SharedAccessKey={SECRET}="
-
-
-@pytest.fixture
-def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
-    make_world(cli, tmp_path, {})
-    return cli
 
 
 @pytest.fixture

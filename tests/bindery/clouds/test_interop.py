@@ -20,7 +20,7 @@ from bindery.crypto.certs import fingerprint, pem_of
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
 from tests.support.certs import Chain
-from tests.support.servers import serve
+from tests.support.servers import dropping_server, serve
 
 AUDIENCE = "123456789012"
 
@@ -160,24 +160,10 @@ def test_faults_are_classified(path: str, kind: type, message: str, retry_after:
 
 
 def test_dropped_connection_is_transient() -> None:
-    import socket
-    import threading
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-
-    def drop() -> None:
-        connection, _ = listener.accept()
-        connection.recv(100)
-        connection.close()
-
-    threading.Thread(target=drop, daemon=True).start()
-    target = InteropConnector(f"http://127.0.0.1:{port}/interop", basic("u:p"), timeout=2, allow_private=True)
-    with pytest.raises(Transient, match=r"connection to .* failed"):
-        target.provision(devices(1))
-    listener.close()
+    with dropping_server() as port:
+        target = InteropConnector(f"http://127.0.0.1:{port}/interop", basic("u:p"), timeout=2, allow_private=True)
+        with pytest.raises(Transient, match=r"connection to .* failed"):
+            target.provision(devices(1))
 
 
 def test_private_targets_are_refused_unless_allowed() -> None:

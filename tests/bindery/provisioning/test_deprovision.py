@@ -13,9 +13,8 @@ from bindery.settings import Settings
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
-from tests.support.iothub import Hub, create_hub_app
+from tests.support.iothub import running_hub
 from tests.support.servers import serve
-from tests.support.tls import make_tls
 from tests.support.world import ADMIN, MEMBER, make_world
 
 DEVICES = [f"d-{i}" for i in range(5)]
@@ -57,12 +56,7 @@ def test_aws_iot_removes_things_and_certificates(world: Cli, moto: str, settings
 
 def test_azure_hub_deletes_devices(world: Cli, settings: Settings, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    tls = make_tls(tmp_path / "tls")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca))
-    hub = Hub()
-    with serve(create_hub_app(hub), ssl={"cert": str(tls.cert), "key": str(tls.key)}) as url:
-        hub.host = url.removeprefix("https://")
-        monkeypatch.setenv("HUB_CS", hub.connection_string())
+    with running_hub(tmp_path / "tls", monkeypatch) as hub:
         world.ok("cloud-api", "add", "hub", "--user", ADMIN, "--kind", "azure-iot-hub", "--connection-string",
                  "env:HUB_CS", "--quota", "1000")
         world.ok("provision", "R001", "--cloud-api", "hub", "--user", ADMIN)
