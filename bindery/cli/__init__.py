@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from bindery.cli import accounts, catalog, clouds, db, demo, provisioning
+from bindery.cli import accounts, catalog, clouds, db, demo, provisioning, reconcile
 from bindery.cli.common import console_err
 from bindery.errors import BinderyError
 
@@ -25,6 +25,7 @@ def build_app() -> typer.Typer:
     app.command("manifest")(accounts.export)
     app.command("provision")(provisioning.provision)
     app.command("deprovision")(provisioning.deprovision)
+    app.command("reconcile")(reconcile.reconcile)
     app.add_typer(provisioning.settings_app, name="settings")
     app.add_typer(clouds.cloud_app, name="cloud-api")
     app.add_typer(clouds.keys_app, name="keys")

@@ -23,6 +23,7 @@ from bindery.clouds.base import (
     ConnectorError,
     DeviceCert,
     DeviceResult,
+    Holding,
     Outcome,
     Permanent,
     ProvisionedDevice,
@@ -217,3 +218,26 @@ class AwsIotConnector:
         except ConnectorError as exc:
             return failed(device.device_id, exc)
         return DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=arn)
+
+    def _pages(self, name: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        try:
+            paginator = self.client.get_paginator(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
+            return [item for page in paginator.paginate(**kwargs) for item in page.get(key, [])]
+        except Exception as exc:
+            raise map_error(exc, name) from None
+
+    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+        """Certificates by ID (the SHA-256 of the DER) and status from ListCertificates, things from
+        ListThings filtered by the prefix: two paginated listings, whatever the number of devices."""
+        certificates = {c["certificateId"]: c for c in self._pages("ListCertificates", "certificates", pageSize=250)}
+        prefix = self.options.get("thing_prefix", "")
+        things = {t["thingName"] for t in self._pages("ListThings", "things", maxResults=250)
+                  if t["thingName"].startswith(prefix)}
+        held: dict[str, Holding] = {}
+        for device in devices:
+            certificate = certificates.get(device.fingerprint_sha256)
+            if certificate is None or thing_name(prefix, device.device_id) not in things:
+                continue
+            held[device.device_id] = Holding(device.device_id, device.fingerprint_sha256,
+                                             certificate.get("status") == "ACTIVE", certificate.get("certificateArn"))
+        return held

@@ -9,6 +9,7 @@ retries POST and reports bulk errors in its result instead of raising; both are 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
@@ -17,6 +18,7 @@ from bindery.clouds.base import (
     ConnectorError,
     DeviceCert,
     DeviceResult,
+    Holding,
     Outcome,
     Permanent,
     ProvisionedDevice,
@@ -144,3 +146,27 @@ class AzureHubConnector:
                 continue
             results.append(DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=device.device_id))
         return results
+
+    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+        """The registry read with the devices query, page by page (continuation tokens)."""
+        from azure.iot.hub.protocol.models import QuerySpecification
+
+        wanted = {d.device_id for d in devices}
+        held: dict[str, Holding] = {}
+        token: str | None = None
+
+        def page_after(after: str | None) -> Any:
+            return self.registry.query_iot_hub(QuerySpecification(query="SELECT * FROM devices"), after, 1000)
+
+        while True:
+            page = self._call("QueryIotHub", partial(page_after, token))
+            for twin in page.items or []:
+                device_id = getattr(twin, "device_id", None)
+                if device_id in wanted:
+                    prints = getattr(twin, "x509_thumbprint", None)
+                    primary = getattr(prints, "primary_thumbprint", None)
+                    held[device_id] = Holding(device_id, primary.lower() if primary else None,
+                                              getattr(twin, "status", "enabled") == "enabled", device_id)
+            token = page.continuation_token
+            if not token:
+                return held

@@ -56,6 +56,16 @@ class ProvisionedDevice:
 
 
 @dataclass(frozen=True)
+class Holding:
+    """What a target holds for one device: its certificate fingerprint, whether it is enabled, its reference."""
+
+    device_id: str
+    fingerprint_sha256: str | None
+    enabled: bool
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class DeviceResult:
     device_id: str
     outcome: Outcome
@@ -88,6 +98,11 @@ class Connector(Protocol):
     def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
         """Remove devices; one result per device (PROVISIONED here means removed). Raise Permanent when
         the kind cannot remove anything."""
+        ...
+
+    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+        """What the target holds of these devices, read with list calls (not one call per device);
+        None when the kind cannot be asked."""
         ...
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from bindery.clouds.base import (
     ConnectorError,
     DeviceCert,
     DeviceResult,
+    Holding,
     Outcome,
     Permanent,
     ProvisionedDevice,
@@ -89,6 +90,10 @@ class InteropConnector:
 
     def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
         return _no_removal(devices)
+
+    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+        """The interop protocol cannot be asked what a receiver holds."""
+        return None
 
     def check(self) -> None:
         answer = self._post({"action": "info"})

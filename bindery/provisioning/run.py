@@ -90,14 +90,22 @@ def chunk_size(settings: Settings, kind: str) -> int:
 
 def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
              action: Action = Action.PROVISION) -> RunPlan:
+    """Check who may provision what, then start the run."""
     with session_scope(settings) as session:
         actor = actor_for(session=session, email=user)
         batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=action)
         api = resolve_target(session=session, actor=actor, binding=binding, cloud_api=cloud_api, action=action)
         assert batch.id is not None and api.id is not None
-        plan = RunPlan(bid=batch.bid, batch_id=batch.id, api_name=api.name, api_id=api.id, kind=api.kind,
-                       rate=rate_for(api.kind, settings_of(api).get("quota")), holder=lease.new_holder(),
-                       user=actor.email)
+        batch_id, batch_bid, email = batch.id, batch.bid, actor.email
+    return start_run(settings=settings, batch_id=batch_id, bid=batch_bid, api=api, actor=email)
+
+
+def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
+    """Lease, pending records and chunks for a run whose permission was already decided
+    (by :func:`plan_run`, or by the operator's reconcile --repair)."""
+    assert api.id is not None
+    plan = RunPlan(bid=bid, batch_id=batch_id, api_name=api.name, api_id=api.id, kind=api.kind,
+                   rate=rate_for(api.kind, settings_of(api).get("quota")), holder=lease.new_holder(), user=actor)
     with Session(get_engine(settings)) as session:
         lease.acquire(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
                       seconds=settings.lease_seconds, wait=settings.lease_wait_seconds,

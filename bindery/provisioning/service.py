@@ -13,7 +13,14 @@ from bindery.access import Action, Actor, actor_for, owned_batch, require
 from bindery.binding import BindOutcome, bind
 from bindery.clouds.config import get_cloud_api
 from bindery.db import session_scope
-from bindery.provisioning.run import ChunkResult, RunReport, finish_run, plan_run, run_chunk_with_retries
+from bindery.provisioning.run import (
+    ChunkResult,
+    RunPlan,
+    RunReport,
+    finish_run,
+    plan_run,
+    run_chunk_with_retries,
+)
 from bindery.settings import Settings
 from models.clouds import CloudApi
 from models.provisioning import AccountSettings
@@ -25,6 +32,11 @@ Progress = Callable[[int, int], None]
 def provision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str | None = None,
                     progress: Progress | None = None, action: Action = Action.PROVISION) -> RunReport:
     plan = plan_run(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action)
+    return execute(settings=settings, plan=plan, progress=progress)
+
+
+def execute(*, settings: Settings, plan: RunPlan, progress: Progress | None = None) -> RunReport:
+    """Run a planned provisioning in this process: chunks on threads, retried, then finish."""
     results: list[ChunkResult] = []
     try:
         with ThreadPoolExecutor(max_workers=settings.provision_concurrency) as pool:

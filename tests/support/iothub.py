@@ -114,6 +114,17 @@ def create_hub_app(hub: Hub) -> FastAPI:
         return JSONResponse({"isSuccessful": not errors, "errors": errors, "warnings": []},
                             status_code=400 if errors else 200)
 
+    @app.post("/devices/query")
+    async def query(request: Request) -> Any:
+        """Twins of every device, in pages (x-ms-max-item-count) linked by x-ms-continuation."""
+        size = int(request.headers.get("x-ms-max-item-count") or 100)
+        start = int(request.headers.get("x-ms-continuation") or 0)
+        ids = sorted(hub.devices)
+        page = [{"deviceId": d, "status": hub.devices[d]["status"], "authenticationType": "selfSigned",
+                 "x509Thumbprint": hub.devices[d]["authentication"]["x509Thumbprint"]} for d in ids[start:start + size]]
+        after = start + size if start + size < len(ids) else None
+        return JSONResponse(page, headers={"x-ms-item-type": "Twin", "x-ms-continuation": str(after or "")})
+
     @app.get("/statistics/devices")
     async def statistics() -> Any:
         return {"totalDeviceCount": len(hub.devices), "enabledDeviceCount": len(hub.devices),

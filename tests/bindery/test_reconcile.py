@@ -1,0 +1,113 @@
+"""`bindery reconcile` against moto, the IoT Hub fake and a receiver: drift classified, repaired."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bindery.receiver import ReceiverAuth, create_app
+from bindery.settings import Settings
+from tests.conftest import Cli
+from tests.support import db
+from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
+from tests.support.iothub import running_hub
+from tests.support.servers import serve
+from tests.support.world import ADMIN, MEMBER, make_world
+
+DEVICES = [f"r-{i}" for i in range(6)]
+
+
+@pytest.fixture
+def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
+    make_world(cli, tmp_path, {"RC1": DEVICES})
+    cli.ok("bind", "RC1", "--user", MEMBER)
+    return cli
+
+
+def fingerprint_of(settings: Settings, device_id: str) -> str:
+    return str(db.scalar(settings.resolved_database_url,
+                         "SELECT fingerprint_sha256 FROM device WHERE device_id = :d", d=device_id))
+
+
+def forget_record(settings: Settings, device_id: str) -> None:
+    """As after a crash between the target's confirmation and the record."""
+    from sqlalchemy import text
+
+    from bindery import db as database
+
+    with database.get_engine(settings).begin() as connection:
+        connection.execute(text("UPDATE provisioning_record SET status = 'pending' WHERE device_id = "
+                                "(SELECT id FROM device WHERE device_id = :d)"), {"d": device_id})
+
+
+def test_aws_iot_drift_reported_then_repaired(world: Cli, moto: str, settings: Settings,  # noqa: F811
+                                              tmp_path: Path) -> None:
+    iot = boto3.client("iot", endpoint_url=moto, region_name="us-east-1")
+    iot.create_policy(policyName="Fleet", policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    world.ok("cloud-api", "add", "iot", "--user", ADMIN, "--kind", "aws-iot", "--region", "us-east-1",
+             "--policy", "Fleet", "--endpoint-url", moto, "--quota", "1000")
+    world.ok("provision", "RC1", "--cloud-api", "iot", "--user", ADMIN)
+    clean = world("reconcile", "--report", tmp_path / "clean.json")
+    assert clean.code == 0 and "1 targets checked, 0 with drift" in clean.out
+    gone = fingerprint_of(settings, "r-1")
+    arn = f"arn:aws:iot:us-east-1:123456789012:cert/{gone}"
+    iot.detach_thing_principal(thingName="r-1", principal=arn)
+    iot.detach_policy(policyName="Fleet", target=arn)
+    iot.update_certificate(certificateId=gone, newStatus="INACTIVE")
+    iot.delete_certificate(certificateId=gone)
+    iot.update_certificate(certificateId=fingerprint_of(settings, "r-2"), newStatus="INACTIVE")
+    forget_record(settings, "r-3")
+    before = db.counts(settings.resolved_database_url, ("provisioning_record",))
+    drifted = world("reconcile", "--report", tmp_path / "drift.json")
+    assert drifted.code == 3 and "1 with drift" in drifted.out
+    report = json.loads((tmp_path / "drift.json").read_text())[0]
+    assert (report["bid"], report["cloud_api"], report["checked"]) == ("RC1", "iot", True)
+    assert (report["missing"], report["unrecorded"], report["disabled"]) == (["r-1"], ["r-3"], ["r-2"])
+    assert (report["expected"], report["present"]) == (5, 5)
+    assert db.counts(settings.resolved_database_url, ("provisioning_record",)) == before
+    assert len(iot.list_certificates()["certificates"]) == 5, "without --repair no target changes"
+    repaired = world("reconcile", "--repair", "--report", tmp_path / "repair.json")
+    assert repaired.code == 3
+    assert json.loads((tmp_path / "repair.json").read_text())[0]["repaired"] == {"recorded": 1, "reprovisioned": 1}
+    after = world("reconcile", "--report", tmp_path / "after.json")
+    left = json.loads((tmp_path / "after.json").read_text())[0]
+    assert (left["missing"], left["unrecorded"], left["disabled"]) == ([], [], ["r-2"])
+    assert after.code == 3 and len(iot.list_certificates()["certificates"]) == 6
+
+
+def test_hub_thumbprint_mismatch_and_disabled(world: Cli, settings: Settings, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    with running_hub(tmp_path / "tls", monkeypatch) as hub:
+        world.ok("cloud-api", "add", "hub", "--user", ADMIN, "--kind", "azure-iot-hub", "--connection-string",
+                 "env:HUB_CS", "--quota", "1000")
+        world.ok("provision", "RC1", "--cloud-api", "hub", "--user", ADMIN)
+        hub.devices["r-4"]["authentication"]["x509Thumbprint"]["primaryThumbprint"] = "AB" * 32
+        hub.devices["r-5"]["status"] = "disabled"
+        del hub.devices["r-0"]
+        result = world("reconcile", "--account", "Acme", "--report", tmp_path / "hub.json")
+    report = json.loads((tmp_path / "hub.json").read_text())[0]
+    assert result.code == 3
+    assert (report["missing"], report["mismatched"], report["disabled"]) == (["r-0"], ["r-4"], ["r-5"])
+
+
+def test_interop_targets_are_reported_from_the_records(world: Cli, tmp_path: Path) -> None:
+    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "r.db")) as receiver:
+        world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "AWS", "--credentials",
+                 "bindery:pw", "--url", f"{receiver}/interop", "--quota", "1000")
+        world.ok("provision", "RC1", "--cloud-api", "lab", "--user", ADMIN)
+    result = world("reconcile", "--report", tmp_path / "lab.json")
+    report = json.loads((tmp_path / "lab.json").read_text())[0]
+    assert result.code == 0 and "records only" in result.out
+    assert report["checked"] is False and report["expected"] == report["present"] == 6
+    assert "cannot be asked" in report["note"]
+
+
+def test_unknown_account_and_missing_report_folder(world: Cli, tmp_path: Path) -> None:
+    unknown = world("reconcile", "--account", "Nope")
+    assert unknown.code == 2 and "unknown account Nope" in unknown.err
+    folder = world("reconcile", "--report", tmp_path / "missing" / "r.json")
+    assert folder.code == 2 and "does not exist" in folder.err
