@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench clean server worker deploy serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,22 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	bench/import
+
+## Operations: a Prefect server (on PostgreSQL when PREFECT_API_DATABASE_CONNECTION_URL is set),
+## a process worker for the `bindery` pool, the deployments of prefect.yaml, or all of it in one process.
+server: $(STAMP)
+	$(BIN)/prefect server start --host $${PREFECT_SERVER_HOST:-127.0.0.1} --port $${PREFECT_SERVER_PORT:-4200}
+
+worker: $(STAMP)
+	$(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
+	$(BIN)/prefect worker start --pool bindery
+
+deploy: $(STAMP)
+	$(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
+	BINDERY_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+
+serve: $(STAMP)
+	$(BIN)/python -m deployments.serve
 
 clean:
 	rm -rf .bindery .pytest_cache .mypy_cache .ruff_cache

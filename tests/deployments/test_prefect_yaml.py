@@ -49,3 +49,13 @@ def test_deployment_entrypoint_pool_and_schema(deployment: dict) -> None:
 def test_reconcile_runs_nightly_at_two() -> None:
     reconcile = next(d for d in deployments() if d["name"] == "reconcile")
     assert reconcile["schedules"] == [{"cron": "0 2 * * *", "timezone": "Europe/Berlin"}]
+
+
+def test_serve_builds_the_same_deployments() -> None:
+    from deployments.serve import build
+
+    built = {d.name: d for d in build()}
+    assert set(built) == EXPECTED
+    assert all(d.enforce_parameter_schema for d in built.values())
+    schedule = built["reconcile"].schedules[0].schedule
+    assert (schedule.cron, schedule.timezone) == ("0 2 * * *", "Europe/Berlin")
