@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import threading
@@ -12,16 +13,14 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bindery import accounts, audit, binding, manifest
+from bindery import accounts, audit, binding
 from bindery import db as database
 from bindery.access import actor_for
 from bindery.catalog import trust
-from bindery.catalog.importer import import_reel
-from bindery.cli.catalog import print_account_batches, print_import_report
+from bindery.cli.catalog import print_account_batches
 from bindery.cli.common import console
 from bindery.clouds.config import add_cloud_api, change_url, secret_of
 from bindery.db import session_scope
-from bindery.provisioning.service import provision_batch
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.reels.demo import write_demo_reel
 from bindery.settings import Settings, get_settings
@@ -37,8 +36,19 @@ DEMO_CLOUD_API = "demo-receiver"
 
 def demo() -> None:
     """Dummy reel -> trust -> import -> account and admin -> bind by QR text -> manifest -> provision into a
-    reference receiver it starts -> the account's batches with their counters."""
+    reference receiver it starts -> reconcile; the steps with flows run as Prefect flow runs."""
     settings = get_settings()
+    # Prefect keeps the demo's runs beside the demo's data; set before Prefect is first imported.
+    os.environ.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ["BINDERY_ALLOW_PRIVATE_TARGETS"] = "1"  # the demo's receiver listens on loopback
+    from flows.bind_batch import bind_batch
+    from flows.export_manifest import export_manifest
+    from flows.import_reel import import_reel
+    from flows.provisioning import provision_batch
+    from flows.reconcile import reconcile
+
     out = settings.home / "demo"
     say = console().print
     say(f"[bold]1. database[/bold] {database.redact_url(settings.resolved_database_url)}")
@@ -54,8 +64,9 @@ def demo() -> None:
     with session_scope(settings) as session:
         added = trust.add_anchors(session=session, paths=list(ca_files), actor=audit.operator_name())
     say(f"[bold]3. trust[/bold] {sum(a.new for a in added)} new of {len(added)} CA certificates")
-    say("[bold]4. import[/bold]", end=" ")
-    print_import_report(import_reel(settings=settings, path=reel))
+    imported = import_reel(path=str(reel))
+    say(f"[bold]4. import[/bold] (flow run) batch {imported['bid']}: "
+        + ("already imported" if imported["already_imported"] else f"{imported['imported']} devices"))
     with session_scope(settings) as session:
         if session.exec(select(Account).where(Account.name == DEMO_ACCOUNT)).first() is None:
             accounts.create_account(session=session, name=DEMO_ACCOUNT, actor=audit.operator_name())
@@ -64,29 +75,27 @@ def demo() -> None:
             accounts.add_user(session=session, email=DEMO_ADMIN, account=DEMO_ACCOUNT, role="admin",
                               actor=audit.operator_name())
     say(f"[bold]5. account[/bold] {DEMO_ACCOUNT}, admin {DEMO_ADMIN}")
-    with session_scope(settings) as session:
-        actor = actor_for(session=session, email=DEMO_ADMIN)
-        outcome = binding.bind(session=session, actor=actor, bid=binding.bid_from_qr(qr_text))
-    say(f"[bold]6. bind[/bold] by QR text {qr_text}: "
-        + ("already bound" if outcome.already else f"bound {outcome.devices} devices"))
+    bound = bind_batch(bid=binding.bid_from_qr(qr_text), user=DEMO_ADMIN)
+    say(f"[bold]6. bind[/bold] (flow run) by QR text {qr_text}: "
+        + ("already bound" if bound["already_bound"] else f"bound {bound['devices']} devices"))
     manifest_path = out / f"{DEMO_BID}-manifest.csv"
-    with session_scope(settings) as session:
-        report = manifest.export_manifest(session=session, actor=actor_for(session=session, email=DEMO_ADMIN),
-                                          bid=DEMO_BID, out=str(manifest_path),
-                                          chunk_size=settings.manifest_chunk_size)
-    say(f"[bold]7. manifest[/bold] {report.rows} devices -> {manifest_path}")
-    with running_receiver(settings, out) as receiver_url:
-        provisioned = provision_batch(settings=settings.model_copy(update={"allow_private_targets": True}),
-                                      user=DEMO_ADMIN, bid=DEMO_BID, cloud_api=DEMO_CLOUD_API)
-        say(f"[bold]8. provision[/bold] into {DEMO_CLOUD_API} (reference receiver at {receiver_url}): "
-            f"{provisioned.provisioned} of {provisioned.devices} provisioned, {provisioned.failed} not")
+    written = export_manifest(bid=DEMO_BID, user=DEMO_ADMIN, out=str(manifest_path))
+    say(f"[bold]7. manifest[/bold] (flow run) {written['rows']} devices -> {manifest_path}")
+    with running_receiver(get_settings(), out) as receiver_url:
+        state = provision_batch(bid=DEMO_BID, cloud_api=DEMO_CLOUD_API, user=DEMO_ADMIN, return_state=True)
+        say(f"[bold]8. provision[/bold] (flow run) into {DEMO_CLOUD_API}, the reference receiver at "
+            f"{receiver_url}: {state.message}")
+        checked = reconcile(return_state=True)
+        say(f"[bold]9. reconcile[/bold] (flow run): {checked.message}")
     with session_scope(settings) as session:
         rows = binding.account_batches(session=session, actor=actor_for(session=session, email=DEMO_ADMIN))
-    say(f"[bold]9. batches of {DEMO_ACCOUNT}[/bold] (bound and provisioned counters)")
+    say(f"[bold]10. batches of {DEMO_ACCOUNT}[/bold] (bound and provisioned counters)")
     print_account_batches(rows, as_json=False)
     say(f"QR code of the reel: {out / (DEMO_BID + '-qr.png')}")
     say(f"Manifest File: {manifest_path}")
     say(f"Receiver's store: {out / 'receiver.db'}")
+    say(f"Prefect UI with these flow runs: PREFECT_HOME={os.environ['PREFECT_HOME']} make server, "
+        "then open http://127.0.0.1:4200")
 
 
 @contextmanager

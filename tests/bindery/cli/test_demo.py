@@ -1,38 +1,59 @@
-"""`bindery demo`, the README's main job, works twice in a row."""
+"""`bindery demo`, the README's main job, run as a user would (its own process, its own Prefect home),
+twice in a row."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import segno
 
-from tests.conftest import Cli
+
+def user_env(home: Path) -> dict[str, str]:
+    """A new user's environment: nothing of Bindery's or Prefect's set but the home folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BINDERY_", "PREFECT_"))}
+    env["BINDERY_HOME"] = str(home)
+    return env
 
 
-def test_demo_runs_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BINDERY_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("BINDERY_DATABASE_URL", raising=False)
-    cli = Cli(capsys, monkeypatch)
-    first = cli.ok("demo")
-    assert "imported batch DEMO-0001: 1000 of 1000 devices" in first.out
-    assert "by QR text http://localhost:8000/bind?bid=DEMO-0001: bound 1000 devices" in first.out
-    assert "7. manifest 1000 devices" in first.out
-    assert "1000 of 1000 provisioned, 0 not" in first.out
-    second = cli.ok("demo")
-    assert "already imported as batch DEMO-0001" in second.out and "already bound" in second.out
-    assert "1000 of 1000 provisioned, 0 not" in second.out
-    manifest = (tmp_path / "home" / "demo" / "DEMO-0001-manifest.csv").read_text()
+def run_demo(home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bindery.cli", "demo"], env=user_env(home), capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_demo_runs_twice(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = run_demo(home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "4. import (flow run) batch DEMO-0001: 1000 devices" in first.stdout
+    assert "by QR text http://localhost:8000/bind?bid=DEMO-0001: bound 1000 devices" in first.stdout
+    assert "7. manifest (flow run) 1000 devices" in first.stdout
+    assert "1000 devices provisioned" in first.stdout
+    assert "9. reconcile (flow run): 1 targets checked, 0 with drift" in first.stdout
+    assert f"PREFECT_HOME={home.resolve() / 'prefect'} make server" in first.stdout
+    second = run_demo(home)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "batch DEMO-0001: already imported" in second.stdout and "already bound" in second.stdout
+    assert "1000 devices provisioned" in second.stdout
+    manifest = (home / "demo" / "DEMO-0001-manifest.csv").read_text()
     assert manifest.startswith("device_id,group_id,certificate") and manifest.count("BEGIN CERTIFICATE") == 1000
-    listed = cli.ok("batch", "list", "--user", "admin@demo.bindery.local", "--json").json
-    assert [(b["bid"], b["bound"], b["provisioned"]) for b in listed] == [  # type: ignore[union-attr]
+    received = sqlite3.connect(home / "demo" / "receiver.db").execute("SELECT COUNT(*) FROM device").fetchone()
+    assert received == (1000,)
+    runs = sqlite3.connect(home / "prefect" / "prefect.db").execute(
+        "SELECT COUNT(*) FROM flow_run WHERE state_type = 'COMPLETED'").fetchone()
+    assert runs[0] >= 10, "every flow step ran as a Prefect flow run, twice"
+    listed = subprocess.run([sys.executable, "-m", "bindery.cli", "batch", "list", "--user",
+                             "admin@demo.bindery.local", "--json"], env=user_env(home),
+                            capture_output=True, text=True, check=True)
+    assert [(b["bid"], b["bound"], b["provisioned"]) for b in json.loads(listed.stdout)] == [
         ("DEMO-0001", 1000, {"demo-receiver": 1000})]
-    import sqlite3
-
-    received = sqlite3.connect(tmp_path / "home" / "demo" / "receiver.db").execute("SELECT COUNT(*) FROM device")
-    assert received.fetchone() == (1000,)
-    assert (tmp_path / "home" / "demo" / "DEMO-0001-qr.png").read_bytes().startswith(b"\x89PNG")
     expected = io.BytesIO()
     segno.make("http://localhost:8000/bind?bid=DEMO-0001", error="m").save(expected, kind="svg", scale=4)
-    assert (tmp_path / "home" / "demo" / "DEMO-0001-qr.svg").read_bytes() == expected.getvalue()
+    assert (home / "demo" / "DEMO-0001-qr.svg").read_bytes() == expected.getvalue()
