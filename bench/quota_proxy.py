@@ -17,7 +17,9 @@ from fastapi.responses import Response
 DEFAULT_QUOTAS = {"RegisterCertificateWithoutCA": 10.0, "AttachPolicy": 15.0, "CreateThing": 100.0,
                   "AttachThingPrincipal": 100.0}
 RAISED_QUOTAS = dict.fromkeys(DEFAULT_QUOTAS, 100.0)
-ROUTES = [("POST", re.compile(r"^/certificate/register-no-ca$"), "RegisterCertificateWithoutCA"),
+ROUTES = [("GET", re.compile(r"^/certificates$"), "ListCertificates"),
+          ("GET", re.compile(r"^/things$"), "ListThings"),
+          ("POST", re.compile(r"^/certificate/register-no-ca$"), "RegisterCertificateWithoutCA"),
           ("PUT", re.compile(r"^/target-policies/[^/]+$"), "AttachPolicy"),
           ("POST", re.compile(r"^/things/[^/]+$"), "CreateThing"),
           ("PUT", re.compile(r"^/things/[^/]+/principals$"), "AttachThingPrincipal")]
@@ -73,13 +75,28 @@ def create_proxy(upstream: str, quotas: dict[str, float], stats: Stats, latency:
         (await client.post("/moto-api/reset")).raise_for_status()
         return {"ok": True}
 
+    @app.post("/_bench/seed")
+    async def seed(request: Request) -> dict[str, int]:
+        """Put certificates (ACTIVE) and things straight into moto's backend: a 100,000-device target
+        in seconds instead of hours of API calls."""
+        from moto.iot.models import FakeCertificate, FakeThing, iot_backends
+
+        body = await request.json()
+        backend = iot_backends["123456789012"][body["region"]]
+        for pem, thing in zip(body["pems"], body["things"], strict=True):
+            certificate = FakeCertificate(pem, "ACTIVE", backend.account_id, backend.region_name)
+            backend.certificates[certificate.certificate_id] = certificate
+            fake = FakeThing(thing, None, {}, backend.account_id, backend.region_name)
+            backend.things[fake.arn] = fake
+        return {"certificates": len(backend.certificates), "things": len(backend.things)}
+
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def forward(path: str, request: Request) -> Response:
         await asyncio.sleep(latency)
         name = operation(request.method, "/" + path)
         if name:
             stats.calls[name] += 1
-            if not windows[name].allow():
+            if name in windows and not windows[name].allow():
                 stats.throttled[name] += 1
                 return Response('{"message": "Rate exceeded"}', status_code=429, media_type="application/json",
                                 headers={"x-amzn-ErrorType": "ThrottlingException"})
@@ -105,12 +122,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--raised", action="store_true")
+    parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
     default_user_config["iot"] = {"use_valid_cert": True}
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
-    app = create_proxy(f"http://{host}:{port}", RAISED_QUOTAS if args.raised else DEFAULT_QUOTAS, Stats())
+    app = create_proxy(f"http://{host}:{port}", RAISED_QUOTAS if args.raised else DEFAULT_QUOTAS, Stats(),
+                       latency=args.latency)
     print(f"http://127.0.0.1:{args.port}", flush=True)
     sys.stdout.flush()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
