@@ -13,7 +13,12 @@ from tasks.binding import bind_batch as bind_task
 
 @flow(name="bind-batch", description="Bind a catalog batch to the user's account by its Product Batch ID.")
 def bind_batch(bid: str, user: str) -> dict[str, Any]:
-    """Bind batch ``bid`` for ``user`` (an email); binding it again is a no-op."""
+    """Bind a batch to the user's account; binding it again is a no-op.
+
+    Args:
+        bid: Product Batch ID.
+        user: Email of the acting user (member or admin).
+    """
     outcome = bind_task(bid, user)
     view = batch_view(bid, user)
     artifacts.publish_table("bind", bid, [{"BID": bid, "account": view["account"], "devices": outcome.devices,

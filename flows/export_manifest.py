@@ -13,7 +13,13 @@ from tasks.binding import export_manifest as export_task
 
 @flow(name="export-manifest", description="Write a batch's Manifest File (device_id,group_id,certificate).")
 def export_manifest(bid: str, user: str, out: str) -> dict[str, Any]:
-    """Write the manifest of batch ``bid`` to ``out`` (a path the worker can write; .gz compresses)."""
+    """Write the batch's Manifest File.
+
+    Args:
+        bid: Product Batch ID.
+        user: Email of the acting admin.
+        out: File the worker writes (.gz compresses).
+    """
     report = export_task(bid, user, out)
     view = batch_view(bid, user)
     artifacts.publish_table("manifest", bid, [{

@@ -15,7 +15,17 @@ from tasks import artifacts, catalog
 @flow(name="import-reel", description="Import a vendor reel file into the catalog, verifying every certificate.")
 def import_reel(path: str, bid: str | None = None, format: str = "auto", slot: str = "E0E0",
                 skip_invalid: bool = False, at: datetime | None = None, actor: str | None = None) -> dict[str, Any]:
-    """Import the reel at ``path`` (a file or folder the worker can read)."""
+    """Import the reel at ``path`` into the catalog.
+
+    Args:
+        path: Reel file (or folder of .pem files) on a path the worker can read.
+        bid: Product Batch ID, when the file carries none.
+        format: auto, bindery-csv, infineon, microchip, espressif or pem.
+        slot: Infineon certificate set: E0E0 (ECC), E0E1 or E0E2 (RSA).
+        skip_invalid: Import the valid entries and report the rest instead of rejecting the reel.
+        at: Verify validity at this time instead of now.
+        actor: Who to name in the audit log (default: the worker's operator).
+    """
     plan = catalog.read_reel(path, bid, format, slot)
     try:
         if plan.already_imported:

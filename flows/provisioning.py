@@ -59,13 +59,25 @@ def _outcome(report: RunReport) -> State[Any]:
 
 @flow(name="provision-batch", description="Provision a bound batch's devices into a Product Cloud API (Provision Now).")
 def provision_batch(bid: str, cloud_api: str | None, user: str) -> State[Any]:
-    """Provision batch ``bid`` into ``cloud_api`` (default: the batch's target) as ``user`` (an admin)."""
+    """Provision Now: the batch's devices into a Product Cloud API.
+
+    Args:
+        bid: Product Batch ID.
+        cloud_api: Product Cloud API name; empty for the batch's target.
+        user: Email of the acting admin.
+    """
     return _outcome(_run(steps.plan(bid, cloud_api, user)))
 
 
 @flow(name="bind-and-provision", description="Bind a batch, then provision it into the picked or default API.")
 def bind_and_provision(bid: str, user: str, cloud_api: str | None = None) -> State[Any]:
-    """Bind ``bid`` for ``user``; provision when an admin picked ``cloud_api`` or auto-provision is on."""
+    """Bind a batch, then provision it when an admin picked an API or the account's auto-provision is on.
+
+    Args:
+        bid: Product Batch ID.
+        user: Email of the acting user.
+        cloud_api: Product Cloud API to provision into (admins); empty to follow auto-provision.
+    """
     planned = steps.bind(bid, user, cloud_api)
     if planned.cloud_api is None:
         return Completed(message=f"bound {bid}; nothing to provision",
@@ -78,7 +90,14 @@ def bind_and_provision(bid: str, user: str, cloud_api: str | None = None) -> Sta
 
 @flow(name="deprovision-batch", description="Remove a batch's devices from a Product Cloud API.")
 def deprovision_batch(bid: str, cloud_api: str, user: str, forget: bool = False) -> State[Any]:
-    """Remove batch ``bid`` from ``cloud_api``; interop kinds only mark records removed, with ``forget``."""
+    """Remove the batch's devices from a Product Cloud API.
+
+    Args:
+        bid: Product Batch ID.
+        cloud_api: Product Cloud API name.
+        user: Email of the acting admin.
+        forget: Only mark the records removed (the interop protocol has no removal).
+    """
     report = steps.deprovision(bid, cloud_api, user, forget)
     artifacts.publish_table("deprovisioned", f"{bid}-{cloud_api}", [{
         "target": cloud_api, "removed": report.removed, "failed": len(report.failures),

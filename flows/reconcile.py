@@ -14,8 +14,12 @@ from tasks.reconcile import find_targets, reconcile_target
 
 @flow(name="reconcile", description="Compare every target's holdings with the records; optionally repair.")
 def reconcile(account: str | None = None, repair: bool = False) -> State[Any]:
-    """Check every bound batch of ``account`` (all accounts when empty); ``repair`` re-provisions the
-    missing and records the unrecorded."""
+    """Compare what every target holds with the records and report drift.
+
+    Args:
+        account: Only this account's batches; empty for all accounts.
+        repair: Re-provision the missing devices and record the unrecorded ones.
+    """
     targets = find_targets(account)
     drifts = [future.result() for future in
               [reconcile_target.submit(name, bid, api, repair) for name, bid, api in targets]]

@@ -44,6 +44,7 @@ def test_deployment_entrypoint_pool_and_schema(deployment: dict) -> None:
     assert schema["properties"], "typed parameters render as a form"
     for name, prop in schema["properties"].items():
         assert prop.get("type") or prop.get("anyOf") or prop.get("format"), f"{name} is untyped"
+        assert prop.get("description"), f"{name} has no description for the UI form"
 
 
 def test_reconcile_runs_nightly_at_two() -> None:
