@@ -60,7 +60,9 @@ class Drift:
         }
 
 
-def _targets(session: Session, account: str | None) -> list[tuple[str, Batch, CloudApi]]:
+def bound_targets(session: Session, account: str | None) -> list[tuple[str, Batch, CloudApi]]:
+    """(account, batch, target) of every bound batch and every target it has records for; corrects the
+    stored bound counters on the way."""
     query = (select(Account.name, Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id))
              .join(Account, col(Account.id) == col(Binding.account_id)).order_by(Account.name, Batch.bid))
     if account is not None:
@@ -158,7 +160,7 @@ def load_target(*, settings: Settings, bid: str, cloud_api_name: str, account: s
 
 def reconcile(*, settings: Settings, account: str | None = None, fix: bool = False) -> list[Drift]:
     with session_scope(settings) as session:
-        targets = _targets(session, account)
+        targets = bound_targets(session, account)
     drifts: list[Drift] = []
     for account_name, batch, api in targets:
         drift, held = check_target(settings=settings, account=account_name, batch=batch, api=api)

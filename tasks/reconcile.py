@@ -14,7 +14,7 @@ from bindery.settings import get_settings
 def find_targets(account: str | None) -> list[tuple[str, str, str]]:
     """(account, BID, Product Cloud API) of every bound batch and every target it has records for."""
     with session_scope(get_settings()) as session:
-        return [(name, batch.bid, api.name) for name, batch, api in reconcile._targets(session, account)]
+        return [(name, batch.bid, api.name) for name, batch, api in reconcile.bound_targets(session, account)]
 
 
 @task(name="reconcile-target", cache_policy=NO_CACHE, task_run_name="reconcile-{bid}-{cloud_api}")
