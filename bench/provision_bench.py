@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -42,6 +44,27 @@ def start_stub(raised: bool) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.1)
     stub.kill()
     raise RuntimeError("the AWS stub did not start")
+
+
+@contextmanager
+def aws_rig(raised: bool) -> Iterator[tuple[str, Path]]:
+    """Fake AWS credentials, the moto + quota proxy stub and a fresh BINDERY_HOME; yields (proxy, tmp)."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ.setdefault(name, value)
+    stub, proxy = start_stub(raised)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["BINDERY_HOME"] = str(Path(tmp) / "home")
+            reset_aws(proxy)
+            yield proxy, Path(tmp)
+    finally:
+        stub.terminate()
+        stub.wait(timeout=10)
+
+
+def peak_rss() -> str:
+    return f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
 
 
 def reset_aws(proxy: str) -> None:
@@ -148,34 +171,24 @@ def main() -> None:
     args = parser.parse_args()
     quotas = RAISED_QUOTAS if args.raised else DEFAULT_QUOTAS
     quota = quotas["RegisterCertificateWithoutCA"]
-    for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        os.environ.setdefault(name, value)
-    stub, proxy = start_stub(args.raised)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            os.environ["BINDERY_HOME"] = str(Path(tmp) / "home")
-            os.environ["BINDERY_ALLOW_PRIVATE_TARGETS"] = "1"
+    with aws_rig(args.raised) as (proxy, tmp):
+        os.environ["BINDERY_ALLOW_PRIVATE_TARGETS"] = "1"
+        prepare(args.devices, proxy, quota, tmp)
+        print(f"{args.devices} devices, quotas {'raised' if args.raised else 'default'} "
+              f"(RegisterCertificateWithoutCA {quota:.0f}/s), 50 ms latency per call")
+        direct, failed = run_direct()
+        report("bindery, functions called directly", direct, args.devices, failed, quota, throttled(proxy))
+        if not args.skip_flow:
+            forget_records()
             reset_aws(proxy)
-            prepare(args.devices, proxy, quota, Path(tmp))
-            print(f"{args.devices} devices, quotas {'raised' if args.raised else 'default'} "
-                  f"(RegisterCertificateWithoutCA {quota:.0f}/s), 50 ms latency per call")
-            direct, failed = run_direct()
-            report("bindery, functions called directly", direct, args.devices, failed, quota, throttled(proxy))
-            if not args.skip_flow:
-                forget_records()
-                reset_aws(proxy)
-                seconds, failed = run_flow()
-                report("bindery, provision-batch flow", seconds, args.devices, failed, quota, throttled(proxy))
-                print(f"flow overhead: {seconds - direct:+.1f} s ({seconds / direct:.2f}x the direct run)")
-            if not args.skip_loop:
-                reset_aws(proxy)
-                seconds, failed = run_loop(proxy)
-                report("plain sequential boto3 loop", seconds, args.devices, failed, quota, throttled(proxy))
-            print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    finally:
-        stub.terminate()
-        stub.wait(timeout=10)
+            seconds, failed = run_flow()
+            report("bindery, provision-batch flow", seconds, args.devices, failed, quota, throttled(proxy))
+            print(f"flow overhead: {seconds - direct:+.1f} s ({seconds / direct:.2f}x the direct run)")
+        if not args.skip_loop:
+            reset_aws(proxy)
+            seconds, failed = run_loop(proxy)
+            report("plain sequential boto3 loop", seconds, args.devices, failed, quota, throttled(proxy))
+        print(peak_rss())
 
 
 if __name__ == "__main__":

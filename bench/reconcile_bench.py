@@ -7,12 +7,8 @@ Run: bench/reconcile [--devices 100000]
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from cryptography import x509
@@ -20,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bench.provision_bench import ADMIN, BID, POLICY, reset_aws, start_stub
+from bench.provision_bench import ADMIN, BID, POLICY, aws_rig, peak_rss
 
 REGION = "us-east-1"
 
@@ -87,41 +83,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, default=100_000)
     args = parser.parse_args()
-    for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                        "AWS_DEFAULT_REGION": REGION}.items():
-        os.environ.setdefault(name, value)
-    stub, proxy = start_stub(raised=True)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            os.environ["BINDERY_HOME"] = str(Path(tmp) / "home")
-            reset_aws(proxy)
-            started = time.perf_counter()
-            devices = certificates(args.devices)
-            prepare(devices, proxy)
-            for start in range(0, len(devices), 10_000):
-                part = devices[start:start + 10_000]
-                httpx.post(f"{proxy}/_bench/seed", json={"region": REGION, "pems": [p for _, p, _ in part],
-                                                         "things": [d for d, _, _ in part]},
-                           timeout=600).raise_for_status()
-            print(f"{args.devices} devices recorded and held by the target, prepared in "
-                  f"{time.perf_counter() - started:.0f} s")
-            httpx.get(f"{proxy}/_bench/stats").raise_for_status()
-            from bindery.reconcile import reconcile
-            from bindery.settings import get_settings
+    with aws_rig(raised=True) as (proxy, _tmp):
+        started = time.perf_counter()
+        devices = certificates(args.devices)
+        prepare(devices, proxy)
+        for start in range(0, len(devices), 10_000):
+            part = devices[start:start + 10_000]
+            httpx.post(f"{proxy}/_bench/seed", json={"region": REGION, "pems": [p for _, p, _ in part],
+                                                     "things": [d for d, _, _ in part]}, timeout=600).raise_for_status()
+        print(f"{args.devices} devices recorded and held by the target, prepared in "
+              f"{time.perf_counter() - started:.0f} s")
+        from bindery.reconcile import reconcile
+        from bindery.settings import get_settings
 
-            started = time.perf_counter()
-            drifts = reconcile(settings=get_settings())
-            seconds = time.perf_counter() - started
-            calls = httpx.get(f"{proxy}/_bench/stats").json()["calls"]
-            drift = drifts[0]
-            print(f"reconcile: {seconds:.1f} s for {drift.expected} recorded devices "
-                  f"({drift.expected / seconds:,.0f} devices/s); present {drift.present}, missing "
-                  f"{len(drift.missing)}, unrecorded {len(drift.unrecorded)}, disabled {len(drift.disabled)}")
-            print("calls: " + ", ".join(f"{name} {count}" for name, count in sorted(calls.items())))
-            print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    finally:
-        stub.terminate()
-        stub.wait(timeout=10)
+        started = time.perf_counter()
+        drift = reconcile(settings=get_settings())[0]
+        seconds = time.perf_counter() - started
+        calls = httpx.get(f"{proxy}/_bench/stats").json()["calls"]
+        print(f"reconcile: {seconds:.1f} s for {drift.expected} recorded devices "
+              f"({drift.expected / seconds:,.0f} devices/s); present {drift.present}, missing "
+              f"{len(drift.missing)}, unrecorded {len(drift.unrecorded)}, disabled {len(drift.disabled)}")
+        print("calls: " + ", ".join(f"{name} {count}" for name, count in sorted(calls.items())))
+        print(peak_rss())
 
 
 if __name__ == "__main__":
