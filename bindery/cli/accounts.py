@@ -5,20 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlmodel import Session
 
 from bindery import accounts, audit, binding, manifest
-from bindery.access import Actor, actor_for
-from bindery.cli.common import JsonOption, UserOption, console, console_err, print_json, print_table
+from bindery.cli.common import JsonOption, UserOption, acting, console, console_err, print_json, print_table
 from bindery.db import session_scope
 from bindery.settings import get_settings
 
 account_app = typer.Typer(help="Accounts (tenants).", no_args_is_help=True)
 user_app = typer.Typer(help="Users of accounts.", no_args_is_help=True)
-
-
-def acting(session: Session, user: str | None) -> Actor:
-    return actor_for(session=session, email=user or get_settings().user)
 
 
 @account_app.command("create")

@@ -10,10 +10,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bindery import audit, binding
-from bindery.access import actor_for
 from bindery.catalog import batches, trust
 from bindery.catalog.importer import ImportReport, import_reel
-from bindery.cli.common import JsonOption, UserOption, console, console_err, print_json, print_table
+from bindery.cli.common import (
+    JsonOption,
+    UserOption,
+    acting,
+    acting_email,
+    console,
+    console_err,
+    print_json,
+    print_table,
+)
 from bindery.db import session_scope
 from bindery.errors import BadInput, ReelRejected
 from bindery.reels import FORMATS
@@ -116,10 +124,9 @@ def reel_demo(
 @batch_app.command("list")
 def batch_list(as_json: JsonOption = False, user: UserOption = None) -> None:
     """List the batches in the catalog, or with --user the batches of your account."""
-    email = user or get_settings().user
-    if email:
+    if acting_email(user):
         with session_scope() as session:
-            owned = binding.account_batches(session=session, actor=actor_for(session=session, email=email))
+            owned = binding.account_batches(session=session, actor=acting(session, user))
         print_account_batches(owned, as_json)
         return
     with session_scope() as session:
@@ -145,10 +152,9 @@ def print_account_batches(rows: list[dict[str, Any]], as_json: bool) -> None:
 @batch_app.command("show")
 def batch_show(bid: str, as_json: JsonOption = False, user: UserOption = None) -> None:
     """Show one batch: from the catalog, or with --user as your account sees it."""
-    email = user or get_settings().user
     with session_scope() as session:
-        if email:
-            summary = binding.batch_view(session=session, actor=actor_for(session=session, email=email), bid=bid)
+        if acting_email(user):
+            summary = binding.batch_view(session=session, actor=acting(session, user), bid=bid)
         else:
             summary = batches.batch_summary(batches.get_batch(session=session, bid=bid))
     if as_json:
@@ -166,6 +172,5 @@ def batch_set_target(bid: str,
     from bindery.provisioning.service import set_target
 
     with session_scope() as session:
-        set_target(session=session, actor=actor_for(session=session, email=user or get_settings().user),
-                   bid=bid, cloud_api=cloud_api)
+        set_target(session=session, actor=acting(session, user), bid=bid, cloud_api=cloud_api)
     console().print(f"batch {bid} now targets {cloud_api}")

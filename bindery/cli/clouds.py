@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bindery.cli.accounts import acting
-from bindery.cli.common import JsonOption, UserOption, console, print_json, print_table
+from bindery.cli.common import JsonOption, UserOption, acting, console, print_json, print_table
 from bindery.clouds import config
 from bindery.clouds.base import ConnectorError
 from bindery.clouds.connectors import connector_for

@@ -9,9 +9,23 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlmodel import Session
+
+from bindery.access import Actor, actor_for
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 UserOption = Annotated[str | None, typer.Option("--user", help="Acting user's email (default: BINDERY_USER).")]
+
+
+def acting_email(user: str | None) -> str:
+    """The acting user: --user, else BINDERY_USER ("" lets the rules module say that none was given)."""
+    from bindery.settings import get_settings
+
+    return user or get_settings().user or ""
+
+
+def acting(session: Session, user: str | None) -> Actor:
+    return actor_for(session=session, email=acting_email(user))
 
 
 def console() -> Console:

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bindery.cli.accounts import acting
-from bindery.cli.common import UserOption, console, console_err, print_json
+from bindery.cli.common import UserOption, acting, acting_email, console, console_err, print_json
 from bindery.db import session_scope
 from bindery.errors import BadInput, BinderyError
 from bindery.provisioning import service
@@ -41,10 +40,9 @@ def print_report(report: RunReport) -> None:
 def provision(bid: str, cloud_api: CloudApiOption = None, user: UserOption = None) -> None:
     """Provision Now: the batch's devices into a Product Cloud API (default: the batch's target)."""
     settings = get_settings()
-    email = user or settings.user or ""
     with progress_bar(f"provisioning {bid}") as bar:
         task = bar.add_task("chunks", total=None)
-        report = service.provision_batch(settings=settings, user=email, bid=bid, cloud_api=cloud_api,
+        report = service.provision_batch(settings=settings, user=acting_email(user), bid=bid, cloud_api=cloud_api,
                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
     print_report(report)
 
@@ -59,7 +57,7 @@ def bind_command(bid: str | None, qr: str | None, cloud_api: str | None, user: s
     with progress_bar(f"provisioning {wanted}") as bar:
         task = bar.add_task("chunks", total=None)
         outcome, report = service.bind_and_provision(
-            settings=settings, user=user or settings.user or "", bid=wanted, cloud_api=cloud_api,
+            settings=settings, user=acting_email(user), bid=wanted, cloud_api=cloud_api,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     if outcome.already:
         console().print(f"batch {outcome.bid} is already bound to your account: nothing to do")
@@ -100,7 +98,7 @@ def deprovision(bid: str, cloud_api: Annotated[str, typer.Option("--cloud-api", 
     from bindery.provisioning.removal import deprovision_batch
 
     settings = get_settings()
-    report = deprovision_batch(settings=settings, user=user or settings.user or "", bid=bid, cloud_api=cloud_api,
+    report = deprovision_batch(settings=settings, user=acting_email(user), bid=bid, cloud_api=cloud_api,
                                forget=forget)
     verb = "marked removed (records only)" if report.forgotten else "removed"
     console().print(f"batch {bid}: {report.removed} devices {verb} from {cloud_api}, {len(report.failures)} failed")
