@@ -143,8 +143,8 @@ def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, hel
         from bindery.provisioning.service import execute
 
         plan = start_run(settings=settings, batch_id=batch.id, bid=batch.bid, api=api, actor="reconcile")
-        report = execute(settings=settings, plan=plan)
-        drift.repaired["reprovisioned"] = report.provisioned - (drift.expected - len(drift.missing)) - len(good)
+        still_missing = {device_id for device_id, _error in execute(settings=settings, plan=plan).failures}
+        drift.repaired["reprovisioned"] = sum(d not in still_missing for d in drift.missing)
 
 
 def load_target(*, settings: Settings, bid: str, cloud_api_name: str, account: str) -> tuple[Batch, CloudApi]:
