@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +16,13 @@ from bindery.access import actor_for
 from bindery.catalog import trust
 from bindery.cli.catalog import print_account_batches
 from bindery.cli.common import console
-from bindery.clouds.config import add_cloud_api, change_url, secret_of
+from bindery.clouds.config import add_cloud_api, change_url, get_cloud_api, secret_of
 from bindery.db import session_scope
+from bindery.errors import NotFound
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.reels.demo import write_demo_reel
 from bindery.settings import Settings, get_settings
+from bindery.webserver import serve_in_thread
 from models.accounts import Account, User
 from models.clouds import CloudApi
 
@@ -102,25 +101,16 @@ def demo() -> None:
 def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
     """The reference receiver on a free loopback port, registered as the demo account's Product Cloud API
     (kind other, Basic auth with a generated password that is stored encrypted)."""
-    import uvicorn
-
     with session_scope(settings) as session:
         actor = actor_for(session=session, email=DEMO_ADMIN)
-        existing = session.exec(select(CloudApi).where(CloudApi.account_id == actor.account_id,
-                                                       CloudApi.name == DEMO_CLOUD_API)).first()
+        try:
+            existing: CloudApi | None = get_cloud_api(session=session, actor=actor, name=DEMO_CLOUD_API)
+        except NotFound:
+            existing = None
         credentials = secret_of(settings, existing) if existing else f"bindery:{secrets.token_urlsafe(18)}"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     app = create_app(ReceiverAuth(basic=credentials), out / "receiver.db")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}/interop"
-    try:
+    with serve_in_thread(app) as base:
+        url = f"{base}/interop"
         with session_scope(settings) as session:
             actor = actor_for(session=session, email=DEMO_ADMIN)
             demo_settings = settings.model_copy(update={"allow_private_targets": True})
@@ -131,6 +121,3 @@ def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
             else:  # the receiver's port changes from run to run
                 change_url(session=session, settings=demo_settings, actor=actor, name=DEMO_CLOUD_API, url=url)
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

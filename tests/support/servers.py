@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
-import uvicorn
+from bindery.webserver import serve_in_thread
 
 
-@contextmanager
-def serve(app: Any, ssl: dict[str, str] | None = None) -> Iterator[str]:
+def serve(app: Any, ssl: dict[str, str] | None = None) -> AbstractContextManager[str]:
     """Run an ASGI app on 127.0.0.1 at a free port; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-                            timeout_graceful_shutdown=1,
-                            **({"ssl_certfile": ssl["cert"], "ssl_keyfile": ssl["key"]} if ssl else {}))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"{'https' if ssl else 'http'}://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        server.force_exit = True  # do not wait for clients' keep-alive connections
-        thread.join(timeout=10)
+    return serve_in_thread(app, ssl=ssl)
 
 
 @contextmanager
