@@ -78,11 +78,9 @@ def throttled(proxy: str) -> int:
 
 
 def prepare(devices: int, proxy: str, quota: float, tmp: Path) -> None:
-    from bindery import accounts, audit, binding, db
-    from bindery.access import actor_for
+    from bindery import db
     from bindery.catalog.importer import import_reel
     from bindery.catalog.trust import add_anchors
-    from bindery.clouds.config import add_cloud_api
     from bindery.reels.demo import write_demo_reel
     from bindery.settings import get_settings
 
@@ -92,15 +90,33 @@ def prepare(devices: int, proxy: str, quota: float, tmp: Path) -> None:
     with db.session_scope(settings) as session:
         add_anchors(session=session, paths=demo.ca_files, actor="bench")
     import_reel(settings=settings, path=demo.reel)
+    bind_to_target(proxy, quota)
+
+
+def bind_to_target(proxy: str, quota: float | None = None) -> int:
+    """Account Bench with its admin, batch BID bound to it, and the aws-iot API `iot` through the proxy;
+    returns the API's id."""
+    from bindery import accounts, audit, binding, db
+    from bindery.access import actor_for
+    from bindery.clouds.config import add_cloud_api
+    from bindery.settings import get_settings
+
+    settings = get_settings()
     with db.session_scope(settings) as session:
         accounts.create_account(session=session, name="Bench", actor=audit.operator_name())
         session.flush()
         accounts.add_user(session=session, email=ADMIN, account="Bench", role="admin", actor="bench")
+    options = {"region": "us-east-1", "policy": POLICY, "endpoint_url": proxy}
+    if quota is not None:
+        options["quota"] = str(quota)
     with db.session_scope(settings) as session:
         actor = actor_for(session=session, email=ADMIN)
         binding.bind(session=session, actor=actor, bid=BID)
-        add_cloud_api(session=session, settings=settings, actor=actor, name="iot", kind="aws-iot",
-                      options={"region": "us-east-1", "policy": POLICY, "endpoint_url": proxy, "quota": str(quota)})
+        api = add_cloud_api(session=session, settings=settings, actor=actor, name="iot", kind="aws-iot",
+                            options=options)
+        session.flush()
+        assert api.id is not None
+        return api.id
 
 
 def forget_records() -> None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bench.provision_bench import ADMIN, BID, POLICY, aws_rig, peak_rss
+from bench.provision_bench import BID, aws_rig, bind_to_target, peak_rss
 
 REGION = "us-east-1"
 
@@ -43,9 +43,7 @@ def prepare(devices: list[tuple[str, str, str]], proxy: str) -> None:
     from sqlalchemy import insert
     from sqlmodel import col, select
 
-    from bindery import accounts, audit, binding, db
-    from bindery.access import actor_for
-    from bindery.clouds.config import add_cloud_api
+    from bindery import db
     from bindery.settings import get_settings
     from models.catalog import Batch, Device
     from models.provisioning import ProvisioningRecord
@@ -63,19 +61,13 @@ def prepare(devices: list[tuple[str, str, str]], proxy: str) -> None:
                 "batch_id": batch.id, "device_id": d, "certificate_pem": pem, "fingerprint_sha256": fp,
                 "subject_cn": d, "serial_hex": "1", "issuer": "CN=Bench CA", "key_type": "EC P-256",
                 "not_before": now, "not_after": now} for d, pem, fp in devices[start:start + 10_000]])
-        accounts.create_account(session=session, name="Bench", actor=audit.operator_name())
-        session.flush()
-        accounts.add_user(session=session, email=ADMIN, account="Bench", role="admin", actor="bench")
+        batch_id = batch.id
+    api_id = bind_to_target(proxy)
     with db.session_scope(settings) as session:
-        actor = actor_for(session=session, email=ADMIN)
-        binding.bind(session=session, actor=actor, bid=BID)
-        api = add_cloud_api(session=session, settings=settings, actor=actor, name="iot", kind="aws-iot",
-                            options={"region": REGION, "policy": POLICY, "endpoint_url": proxy})
-        session.flush()
         ids = list(session.exec(select(Device.id).order_by(col(Device.id))).all())
         for start in range(0, len(ids), 10_000):
             session.execute(insert(ProvisioningRecord), [{
-                "device_id": pk, "batch_id": batch.id, "cloud_api_id": api.id, "status": "provisioned",
+                "device_id": pk, "batch_id": batch_id, "cloud_api_id": api_id, "status": "provisioned",
                 "attempts": 1, "provisioned_at": now} for pk in ids[start:start + 10_000]])
 
 
