@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,14 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=1.0, ge=0, description="First retry delay; doubles, with jitter")
     lease_seconds: float = Field(default=300.0, gt=0, description="Lease of a run on its batch and target")
     lease_wait_seconds: float = Field(default=10.0, ge=0, description="How long a second run waits for the lease")
+    quota_sharing: Literal["database", "prefect", "process"] = Field(
+        default="database", description="Where a target's quota is kept: Bindery's database (every process "
+        "and host together), a Prefect global concurrency limit, or per process")
+    shard_lease_seconds: float = Field(default=60.0, gt=0, description="Lease of a shard run; renewed every third")
+    shard_deployment: str = Field(default="provision-shard/provision-shard",
+                                  description="Deployment that runs one shard of a sharded provisioning run")
+    shard_launches: int = Field(default=3, ge=1, description="Flow runs started per shard before giving up")
+    supervise_seconds: float = Field(default=2.0, gt=0, description="How often a sharded run checks its shards")
 
     @property
     def resolved_database_url(self) -> str:

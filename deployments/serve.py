@@ -15,10 +15,11 @@ def build() -> list[Any]:
     from flows.bind_batch import bind_batch
     from flows.export_manifest import export_manifest
     from flows.import_reel import import_reel
-    from flows.provisioning import bind_and_provision, deprovision_batch, provision_batch
+    from flows.provisioning import bind_and_provision, deprovision_batch, provision_batch, provision_shard
     from flows.reconcile import reconcile
 
-    flows = [import_reel, bind_and_provision, provision_batch, deprovision_batch, export_manifest, bind_batch]
+    flows = [import_reel, bind_and_provision, provision_batch, provision_shard, deprovision_batch, export_manifest,
+             bind_batch]
     deployments = [f.to_deployment(name=f.name, description=f.description, enforce_parameter_schema=True)
                    for f in flows]
     nightly = Cron("0 2 * * *", timezone="Europe/Berlin")

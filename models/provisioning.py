@@ -64,3 +64,37 @@ class AccountSettings(SQLModel, table=True):
     default_cloud_api_id: int | None = Field(default=None, foreign_key="cloud_api.id")
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_by: str = Field(max_length=320)
+
+
+class ShardLease(SQLModel, table=True):
+    """A slice of one run's devices (by Device.id range), claimed by one shard flow run at a time.
+
+    ``holder`` and ``expires_at`` are the claim; a shard whose holder stops renewing is taken over
+    after expiry. ``finished_at`` is set only after every device of the range was tried."""
+
+    __tablename__ = "shard_lease"
+    __table_args__ = (UniqueConstraint("batch_id", "cloud_api_id", "shard", name="uq_shard_batch_target"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="batch.id")
+    cloud_api_id: int = Field(foreign_key="cloud_api.id")
+    shard: int
+    first_device_id: int
+    last_device_id: int
+    holder: str | None = Field(default=None, max_length=128)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    launches: int = 0
+    already_present: int = 0
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class QuotaPace(SQLModel, table=True):
+    """The next free call slot of a target, shared by every process: a call reserves slots by moving
+    ``next_at`` (epoch seconds) on by 1/rate each, under the row's lock."""
+
+    __tablename__ = "quota_pace"
+
+    cloud_api_id: int = Field(foreign_key="cloud_api.id", primary_key=True)
+    next_at: float = 0.0
+    paused_until: float = 0.0

@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import State, TaskRun
 
 from bindery.access import Action
 from bindery.clouds.base import Transient
-from bindery.provisioning import removal, run, service
+from bindery.provisioning import removal, run, service, sharded
 from bindery.settings import get_settings
 
 
@@ -28,6 +28,23 @@ def transient_only(_task: Task[..., Any], _task_run: TaskRun, state: State[Any])
 @task(name="plan-provisioning", cache_policy=NO_CACHE)
 def plan(bid: str, cloud_api: str | None, user: str, action: Action = Action.PROVISION) -> run.RunPlan:
     return run.plan_run(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api, action=action)
+
+
+@task(name="plan-sharded-provisioning", cache_policy=NO_CACHE)
+def plan_sharded(bid: str, cloud_api: str | None, user: str, shards: int,
+                 action: Action = Action.PROVISION) -> run.RunPlan:
+    return sharded.start_sharded(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api,
+                                 shard_count=shards, action=action)
+
+
+@task(name="claim-shard", cache_policy=NO_CACHE)
+def claim_shard(bid: str, cloud_api: str, user: str, shard: int) -> run.RunPlan | None:
+    return sharded.start_shard(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api, shard=shard)
+
+
+@task(name="finish-shard", cache_policy=NO_CACHE)
+def finish_shard(plan: run.RunPlan, results: list[run.ChunkResult]) -> bool:
+    return sharded.finish_shard(settings=get_settings(), plan=plan, results=results)
 
 
 @task(name="provision-chunk", cache_policy=NO_CACHE, retry_condition_fn=transient_only,

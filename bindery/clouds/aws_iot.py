@@ -22,6 +22,7 @@ from botocore.parsers import ResponseParserError
 from bindery.clouds.base import (
     ConnectorError,
     DeviceCert,
+    DeviceKey,
     DeviceResult,
     Holding,
     Outcome,
@@ -226,7 +227,7 @@ class AwsIotConnector:
         except Exception as exc:
             raise map_error(exc, name) from None
 
-    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+    def inventory(self, devices: Sequence[DeviceKey]) -> dict[str, Holding] | None:
         """Certificates by ID (the SHA-256 of the DER) and status from ListCertificates, things from
         ListThings filtered by the prefix: two paginated listings, whatever the number of devices."""
         certificates = {c["certificateId"]: c for c in self._pages("ListCertificates", "certificates", pageSize=250)}

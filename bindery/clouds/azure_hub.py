@@ -17,6 +17,7 @@ from msrest.exceptions import ClientRequestError, DeserializationError, HttpOper
 from bindery.clouds.base import (
     ConnectorError,
     DeviceCert,
+    DeviceKey,
     DeviceResult,
     Holding,
     Outcome,
@@ -147,7 +148,7 @@ class AzureHubConnector:
             results.append(DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=device.device_id))
         return results
 
-    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+    def inventory(self, devices: Sequence[DeviceKey]) -> dict[str, Holding] | None:
         """The registry read with the devices query, page by page (continuation tokens)."""
         from azure.iot.hub.protocol.models import QuerySpecification
 

@@ -38,6 +38,15 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class DeviceKey:
+    """What an inventory needs of a device: its id and the SHA-256 of its certificate's DER (no PEM,
+    so a 100,000-device reconcile does not hold every certificate)."""
+
+    device_id: str
+    fingerprint_sha256: str
+
+
+@dataclass(frozen=True)
 class DeviceCert:
     """What a connector needs of a device: its id, certificate PEM and SHA-256 of the DER."""
 
@@ -100,7 +109,7 @@ class Connector(Protocol):
         the kind cannot remove anything."""
         ...
 
-    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+    def inventory(self, devices: Sequence[DeviceKey]) -> dict[str, Holding] | None:
         """What the target holds of these devices, read with list calls (not one call per device);
         None when the kind cannot be asked."""
         ...

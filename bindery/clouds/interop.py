@@ -19,6 +19,7 @@ import httpx
 from bindery.clouds.base import (
     ConnectorError,
     DeviceCert,
+    DeviceKey,
     DeviceResult,
     Holding,
     Outcome,
@@ -91,7 +92,7 @@ class InteropConnector:
     def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
         return _no_removal(devices)
 
-    def inventory(self, devices: Sequence[DeviceCert]) -> dict[str, Holding] | None:
+    def inventory(self, devices: Sequence[DeviceKey]) -> dict[str, Holding] | None:
         """The interop protocol cannot be asked what a receiver holds."""
         return None
 

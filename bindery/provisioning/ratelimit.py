@@ -1,4 +1,4 @@
-"""Per-target rate limits at the providers' published quotas, shared by every chunk in a process."""
+"""Per-target rates at the providers' published quotas, and the in-process token bucket."""
 
 from __future__ import annotations
 
@@ -55,18 +55,6 @@ class TokenBucket:
         with self.lock:
             self.paused_until = max(self.paused_until, self.clock() + seconds)
             self.tokens = 0.0
-
-
-_buckets: dict[tuple[int, float], TokenBucket] = {}
-_registry_lock = threading.Lock()
-
-
-def bucket_for(cloud_api_id: int, rate: float) -> TokenBucket:
-    with _registry_lock:
-        key = (cloud_api_id, rate)
-        if key not in _buckets:
-            _buckets[key] = TokenBucket(rate)
-        return _buckets[key]
 
 
 # Calls leave evenly spaced but reach the provider with jitter (threads, network); pacing a little

@@ -28,11 +28,16 @@ def ensure_records(*, session: Session, batch_id: int, api_id: int) -> int:
     return len(rows)
 
 
-def chunk_bounds(*, session: Session, batch_id: int, api_id: int, size: int) -> list[tuple[int, int]]:
-    """(first, last) Device.id of each chunk of not-yet-provisioned devices, in id order."""
-    ids = session.exec(select(ProvisioningRecord.device_id).where(
+def chunk_bounds(*, session: Session, batch_id: int, api_id: int, size: int,
+                 within: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """(first, last) Device.id of each chunk of not-yet-provisioned devices, in id order (only those
+    between ``within``'s bounds, for a shard)."""
+    query = select(ProvisioningRecord.device_id).where(
         col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.cloud_api_id) == api_id,
-        col(ProvisioningRecord.status) != PROVISIONED).order_by(col(ProvisioningRecord.device_id))).all()
+        col(ProvisioningRecord.status) != PROVISIONED)
+    if within is not None:
+        query = query.where(col(ProvisioningRecord.device_id).between(*within))
+    ids = session.exec(query.order_by(col(ProvisioningRecord.device_id))).all()
     return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
 
 
@@ -78,6 +83,14 @@ def record_chunk_error(*, session: Session, api_id: int, device_pks: Sequence[in
     session.execute(update(ProvisioningRecord).where(
         col(ProvisioningRecord.cloud_api_id) == api_id, col(ProvisioningRecord.device_id).in_(device_pks),
         col(ProvisioningRecord.status) != PROVISIONED).values(status=status, last_error=error, error_class=error_class))
+
+
+def pending_between(*, session: Session, batch_id: int, api_id: int, first: int, last: int) -> int:
+    """Devices of a Device.id range still waiting (not provisioned, not failed for good)."""
+    return int(session.exec(select(func.count()).select_from(ProvisioningRecord).where(
+        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.cloud_api_id) == api_id,
+        col(ProvisioningRecord.device_id).between(first, last),
+        col(ProvisioningRecord.status).in_([PENDING, REMOVED]))).one())
 
 
 def status_counts(*, session: Session, batch_id: int, api_id: int) -> dict[str, int]:

@@ -20,7 +20,8 @@ from bindery.clouds.connectors import INTEROP_KINDS, connector_for
 from bindery.db import get_engine, session_scope
 from bindery.errors import BadInput
 from bindery.provisioning import lease, records
-from bindery.provisioning.ratelimit import bucket_for, rate_for
+from bindery.provisioning.quota import pacer_for
+from bindery.provisioning.ratelimit import rate_for
 from bindery.settings import Settings
 from models.catalog import Device
 from models.clouds import CloudApi
@@ -89,8 +90,10 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
 
 def _remove(settings: Settings, session: Session, api: CloudApi, devices: list[tuple[int, ProvisionedDevice]],
             rate: float, report: RemovalReport) -> None:
+    api_id = api.id or 0
     connector = connector_for(session=session, settings=settings, api=api)
-    bucket = bucket_for(api.id or 0, rate)
+    session.commit()  # no transaction open while waiting for the pace (it writes the shared quota row)
+    bucket = pacer_for(settings, api_id, rate)
     try:
         size = settings.provision_chunk_size
         for start in range(0, len(devices), size):
@@ -103,7 +106,7 @@ def _remove(settings: Settings, session: Session, api: CloudApi, devices: list[t
                 report.failures += [(device.device_id, str(exc)) for _, device in chunk]
                 continue
             removed = [pks[r.device_id] for r in results if r.outcome is not Outcome.FAILED]
-            _mark_removed(session, api.id or 0, removed)
+            _mark_removed(session, api_id, removed)
             session.commit()
             report.removed += len(removed)
             report.failures += [(r.device_id, r.error or "") for r in results if r.outcome is Outcome.FAILED]

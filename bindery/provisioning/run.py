@@ -23,14 +23,19 @@ from bindery.clouds.base import ConnectorError, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
-from bindery.errors import BadInput
-from bindery.provisioning import lease, records
-from bindery.provisioning.ratelimit import PACED_KINDS, bucket_for, cost, rate_for
+from bindery.errors import BadInput, BinderyError
+from bindery.provisioning import lease, records, shards
+from bindery.provisioning.quota import pacer_for
+from bindery.provisioning.ratelimit import PACED_KINDS, cost, rate_for
 from bindery.settings import Settings
 from models.accounts import Binding
 from models.clouds import CloudApi
 
 HUB_BULK_LIMIT = 100
+
+
+class ShardLost(BinderyError):
+    """Another run took this shard over (our lease expired): stop, it carries on."""
 
 
 @dataclass
@@ -47,6 +52,7 @@ class RunPlan:
     user: str
     chunks: list[tuple[int, int]] = field(default_factory=list)
     to_do: int = 0
+    shard_id: int | None = None
 
 
 @dataclass
@@ -88,24 +94,43 @@ def chunk_size(settings: Settings, kind: str) -> int:
     return min(size, HUB_BULK_LIMIT) if kind == "azure-iot-hub" else size
 
 
-def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
-             action: Action = Action.PROVISION) -> RunPlan:
-    """Check who may provision what, then start the run."""
+@dataclass(frozen=True)
+class Authorized:
+    batch_id: int
+    bid: str
+    api: CloudApi
+    actor: str
+
+
+def authorize(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
+              action: Action = Action.PROVISION) -> Authorized:
+    """Who may provision which batch into which target: the rules module decides."""
     with session_scope(settings) as session:
         actor = actor_for(session=session, email=user)
         batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=action)
         api = resolve_target(session=session, actor=actor, binding=binding, cloud_api=cloud_api, action=action)
         assert batch.id is not None and api.id is not None
-        batch_id, batch_bid, email = batch.id, batch.bid, actor.email
-    return start_run(settings=settings, batch_id=batch_id, bid=batch_bid, api=api, actor=email)
+        return Authorized(batch.id, batch.bid, api, actor.email)
+
+
+def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
+             action: Action = Action.PROVISION) -> RunPlan:
+    """Check who may provision what, then start the run."""
+    allowed = authorize(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action)
+    return start_run(settings=settings, batch_id=allowed.batch_id, bid=allowed.bid, api=allowed.api,
+                     actor=allowed.actor)
+
+
+def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
+    assert api.id is not None
+    return RunPlan(bid=bid, batch_id=batch_id, api_name=api.name, api_id=api.id, kind=api.kind,
+                   rate=rate_for(api.kind, settings_of(api).get("quota")), holder=lease.new_holder(), user=actor)
 
 
 def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
     """Lease, pending records and chunks for a run whose permission was already decided
     (by :func:`plan_run`, or by the operator's reconcile --repair)."""
-    assert api.id is not None
-    plan = RunPlan(bid=bid, batch_id=batch_id, api_name=api.name, api_id=api.id, kind=api.kind,
-                   rate=rate_for(api.kind, settings_of(api).get("quota")), holder=lease.new_holder(), user=actor)
+    plan = new_plan(settings=settings, batch_id=batch_id, bid=bid, api=api, actor=actor)
     with Session(get_engine(settings)) as session:
         lease.acquire(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
                       seconds=settings.lease_seconds, wait=settings.lease_wait_seconds,
@@ -132,13 +157,16 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
     the rate limit or talks to the target."""
     engine = get_engine(settings)
     with Session(engine) as session:
+        if plan.shard_id is not None and not shards.holds(session=session, shard_id=plan.shard_id,
+                                                          holder=plan.holder):
+            raise ShardLost(f"shard of {plan.bid} into {plan.api_name} was taken over by another run")
         devices = records.chunk_devices(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
                                         bounds=plan.chunks[index])
         session.commit()
     if not devices:
         return ChunkResult(index)
     pks = {cert.device_id: pk for pk, cert in devices}
-    bucket = bucket_for(plan.api_id, plan.rate)
+    bucket = pacer_for(settings, plan.api_id, plan.rate)
     bucket.acquire(cost(plan.kind, len(devices)))
     with Session(engine) as session:
         records.mark_attempt(session=session, api_id=plan.api_id, device_pks=list(pks.values()))
@@ -164,8 +192,12 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
         connector.close()
     with Session(engine) as session:
         records.apply_results(session=session, api_id=plan.api_id, pks=pks, results=results)
-        lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
-                    seconds=settings.lease_seconds)
+        if plan.shard_id is None:
+            lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
+                        seconds=settings.lease_seconds)
+        else:
+            shards.count_already_present(session=session, shard_id=plan.shard_id,
+                                         count=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results))
         session.commit()
     transient = [r for r in results if r.outcome is Outcome.FAILED and r.error_class == "transient"]
     if transient:

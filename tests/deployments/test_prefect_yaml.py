@@ -11,8 +11,8 @@ from prefect import Flow
 from prefect.utilities.callables import parameter_schema
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = {"import-reel", "bind-and-provision", "provision-batch", "deprovision-batch", "export-manifest",
-            "bind-batch", "reconcile"}
+EXPECTED = {"import-reel", "bind-and-provision", "provision-batch", "provision-shard", "deprovision-batch",
+            "export-manifest", "bind-batch", "reconcile"}
 
 
 def deployments() -> list[dict]:

@@ -102,3 +102,32 @@ def test_deprovision_flow_with_forget(world: Cli, receiver: str, settings: Setti
     assert state.is_completed() and "18 devices removed" in str(state.message)
     assert db.scalar(settings.resolved_database_url,
                      "SELECT COUNT(*) FROM provisioning_record WHERE status = 'removed'") == len(DEVICES)
+
+
+def test_shard_flows_provision_their_ranges(world: Cli, receiver: str, settings: Settings) -> None:
+    """Each provision-shard run claims its range; a second run of a finished shard does nothing."""
+    from bindery.provisioning.sharded import start_sharded
+    from bindery.settings import get_settings
+    from flows.provisioning import provision_shard
+
+    world.ok("bind", "FL1", "--user", MEMBER)
+    add(world, "lab", receiver)
+    start_sharded(settings=get_settings(), user=ADMIN, bid="FL1", cloud_api="lab", shard_count=2)
+    for shard in (0, 1):
+        state = provision_shard(bid="FL1", cloud_api="lab", user=ADMIN, shard=shard, return_state=True)
+        assert state.is_completed() and state.message.startswith(f"shard {shard}:"), state.message
+    assert held(receiver) == DEVICES
+    assert db.scalar(settings.resolved_database_url,
+                     "SELECT COUNT(*) FROM shard_lease WHERE finished_at IS NOT NULL") == 2
+    again = provision_shard(bid="FL1", cloud_api="lab", user=ADMIN, shard=0, return_state=True)
+    assert again.is_completed() and "finished or held" in (again.message or "")
+
+
+def test_sharded_run_needs_the_shard_deployment(world: Cli, receiver: str, settings: Settings) -> None:
+    world.ok("bind", "FL1", "--user", MEMBER)
+    add(world, "lab", receiver)
+    state = provision_batch(bid="FL1", cloud_api="lab", user=ADMIN, shards=2, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(Exception, match="need the provision-shard/provision-shard deployment"):
+        state.result()
+    assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM run_lease") == 0, "lease released"
