@@ -42,6 +42,8 @@ class Settings(BaseSettings):
         default="database", description="Where a target's quota is kept: Bindery's database (every process "
         "and host together), a Prefect global concurrency limit, or per process")
     shard_lease_seconds: float = Field(default=60.0, gt=0, description="Lease of a shard run; renewed every third")
+    shard_start_seconds: float = Field(default=60.0, gt=0, description="How long a shard run a worker took may "
+                                       "take to claim its shard before it counts as lost")
     shard_deployment: str = Field(default="provision-shard/provision-shard",
                                   description="Deployment that runs one shard of a sharded provisioning run")
     shard_launches: int = Field(default=3, ge=1, description="Flow runs started per shard before giving up")

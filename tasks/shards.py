@@ -12,7 +12,7 @@ from prefect.states import Crashed
 
 from bindery.errors import BinderyError
 from bindery.provisioning.run import RunPlan
-from bindery.provisioning.shards import ShardState
+from bindery.provisioning.shards import RunSeen, ShardState
 from bindery.settings import get_settings
 
 
@@ -34,10 +34,14 @@ class PrefectLauncher:
         assert isinstance(run, FlowRun)
         return str(run.id)
 
-    def ended(self, run_id: str) -> bool:
+    def seen(self, run_id: str) -> RunSeen:
         with get_client(sync_client=True) as client:
             state = client.read_flow_run(UUID(run_id)).state
-        return state is not None and state.is_final()
+        if state is None:
+            return RunSeen(ended=False)
+        if state.is_final():
+            return RunSeen(ended=True)
+        return RunSeen(ended=False, taken_since=state.timestamp if state.is_pending() or state.is_running() else None)
 
     def abandon(self, run_id: str, reason: str) -> None:
         with get_client(sync_client=True) as client:

@@ -27,11 +27,11 @@ class Launcher(Protocol):
     def launch(self, plan: RunPlan, shard: shards.ShardState) -> str:
         """Start a run of the shard; returns its run id."""
 
-    def ended(self, run_id: str) -> bool:
-        """Whether that run is over (completed, failed, crashed or cancelled)."""
+    def seen(self, run_id: str) -> shards.RunSeen:
+        """Whether that run is over (completed, failed, crashed or cancelled), or since when a worker has it."""
 
     def abandon(self, run_id: str, reason: str) -> None:
-        """Mark a run whose lease expired as crashed (its worker is gone or hangs)."""
+        """Mark a run given up on as crashed (its worker is gone or hangs)."""
 
 
 def start_sharded(*, settings: Settings, user: str, bid: str, cloud_api: str | None, shard_count: int,
@@ -66,14 +66,15 @@ def supervise(*, settings: Settings, plan: RunPlan, launcher: Launcher,
         if not unfinished:
             return
         for shard in unfinished:
-            ended = shard.holder is None and shard.flow_run_id is not None and launcher.ended(shard.flow_run_id)
-            if not shards.to_relaunch(shard, run_ended=ended):
+            run = launcher.seen(shard.flow_run_id) if shard.holder is None and shard.flow_run_id else None
+            if not shards.to_relaunch(shard, run=run, start_seconds=settings.shard_start_seconds):
                 continue
             if launches[shard.id] >= settings.shard_launches:
                 given_up.add(shard.id)
                 continue
-            if shard.holder is not None and shard.flow_run_id is not None:
-                launcher.abandon(shard.flow_run_id, f"shard {shard.shard}'s lease expired; another run takes it over")
+            if shard.flow_run_id is not None and (run is None or not run.ended):
+                launcher.abandon(shard.flow_run_id, f"shard {shard.shard}'s run stopped answering; another run "
+                                                    "takes the shard over")
             with session_scope(settings) as session:
                 shards.expire(session=session, shard_id=shard.id, holder=shard.holder)
             run_id = launcher.launch(plan, shard)

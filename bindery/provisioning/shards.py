@@ -129,15 +129,28 @@ def holds(*, session: Session, shard_id: int, holder: str) -> bool:
     return row is not None and row.holder == holder and row.finished_at is None
 
 
-def to_relaunch(shard: ShardState, *, run_ended: bool, now: datetime | None = None) -> bool:
-    """An unfinished shard needs a new flow run when its claim expired (its worker died or hangs),
-    or when its flow run ended without holding it (crashed before claiming, or gave it back)."""
+@dataclass(frozen=True)
+class RunSeen:
+    """A shard run as its orchestrator sees it: over, or taken by a worker since when (None while queued)."""
+
+    ended: bool
+    taken_since: datetime | None = None
+
+
+def to_relaunch(shard: ShardState, *, run: RunSeen | None, start_seconds: float, now: datetime | None = None) -> bool:
+    """An unfinished shard needs a new run when its claim expired (its worker died or hangs), when its
+    run ended without holding it (crashed before claiming, or gave it back), or when a worker took its
+    run but it has not claimed the shard within ``start_seconds`` (the worker died as it started)."""
     if shard.finished:
         return False
     now = now or datetime.now(UTC)
     if shard.holder is not None:
         return shard.expires_at is not None and shard.expires_at < now
-    return run_ended or shard.flow_run_id is None
+    if shard.flow_run_id is None:
+        return True
+    if run is None:
+        return False
+    return run.ended or (run.taken_since is not None and (now - run.taken_since).total_seconds() > start_seconds)
 
 
 class LeaseKeeper:

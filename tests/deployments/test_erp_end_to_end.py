@@ -13,9 +13,9 @@ import pytest
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
 from deployments.erp_client import ErpClient
+from deployments.local_cluster import AUTH, start_worker, stop_worker
+from deployments.local_cluster import prefect_server as running_server
 from tests.conftest import Cli
-from tests.support.prefect_server import AUTH, start_worker
-from tests.support.prefect_server import prefect_server as running_server
 from tests.support.servers import serve
 from tests.support.world import ADMIN, make_world
 
@@ -48,8 +48,7 @@ def test_erp_starts_bind_and_provision_once(prefect_server: dict[str, str], cli:
             held = sorted(d["ref"] for d in httpx.get(f"{receiver}/devices").json())
         finally:
             erp.close()
-            worker.terminate()
-            worker.wait(timeout=30)
+            stop_worker(worker)
     assert held == [f"e-{i}" for i in range(7)]
     shown = cli.ok("batch", "show", "ERP-1", "--user", ADMIN, "--json").json
     assert shown["bound"] == 7 and shown["provisioned"] == {"lab": 7}  # type: ignore[index]

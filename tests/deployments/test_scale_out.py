@@ -17,9 +17,9 @@ import pytest
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
 from deployments.erp_client import ErpClient
+from deployments.local_cluster import AUTH, parent_pid, prefect_server, process_tree, start_worker, stop_worker
 from tests.conftest import PG_ADMIN_URL, Cli
 from tests.support import db
-from tests.support.prefect_server import AUTH, prefect_server, start_worker
 from tests.support.servers import serve
 from tests.support.world import ADMIN, MEMBER, make_world
 
@@ -44,10 +44,6 @@ def pid_of(holder: str) -> int:
     return int(holder.split(":")[1])
 
 
-def parent_pid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -63,7 +59,8 @@ def test_three_workers_one_killed_every_device_once(prefect_on_postgres: dict[st
                                                      settings: Settings, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"ALLOW_PRIVATE_TARGETS": "1", "PROVISION_CHUNK_SIZE": "4", "PROVISION_CONCURRENCY": "1",
-                        "SHARD_LEASE_SECONDS": "6", "SUPERVISE_SECONDS": "1", "RETRY_BASE_SECONDS": "0.2"}.items():
+                        "SHARD_LEASE_SECONDS": "6", "SHARD_START_SECONDS": "20", "SUPERVISE_SECONDS": "1",
+                        "RETRY_BASE_SECONDS": "0.2"}.items():
         monkeypatch.setenv(f"BINDERY_{name}", value)
     make_world(cli, tmp_path, {"W001": DEVICES})
     cli.ok("bind", "W001", "--user", MEMBER)
@@ -93,22 +90,30 @@ def test_three_workers_one_killed_every_device_once(prefect_on_postgres: dict[st
                                    if w != parent_worker and w in {x.pid for x in workers}), None)
                 time.sleep(0.2)
             worker_pid, shard_pid = victim
-            os.killpg(worker_pid, signal.SIGKILL)  # the worker and its flow runs, as a lost host
+            # the worker and its flow runs (each in a process group of its own), as a lost host
+            lost = process_tree(worker_pid)[1:]  # its flow runs: shards only (the parent's worker is spared)
+            for pid in [worker_pid, *lost]:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
             time.sleep(0.5)
             assert not alive(worker_pid) and not alive(shard_pid)
             done = erp.wait(run.id, timeout=240, every=1)
             logs = "".join((tmp_path / f"worker-{i}.log").read_text()[-1500:] for i in range(3))
             assert done.state == "COMPLETED", (done, logs)
             held = sorted(d["ref"] for d in httpx.get(f"{receiver}/devices").json())
+            runs = httpx.post(prefect_on_postgres["PREFECT_API_URL"] + "/flow_runs/filter",
+                              auth=tuple(AUTH.split(":")), json={}).json()  # type: ignore[arg-type]
         finally:
             erp.close()
             for worker in workers:
-                if worker.poll() is None:
-                    os.killpg(worker.pid, signal.SIGTERM)
-                    worker.wait(timeout=30)
+                stop_worker(worker)
     assert held == DEVICES, "every device in the target exactly once (the receiver keeps one per certificate)"
     assert db.scalar(url, "SELECT COUNT(*) FROM provisioning_record WHERE status = 'provisioned'") == len(DEVICES)
     assert db.scalar(url, "SELECT COUNT(*) FROM provisioning_record") == len(DEVICES)
     launches = dict(db.rows(url, "SELECT shard, launches FROM shard_lease ORDER BY shard"))  # type: ignore[arg-type]
-    assert len(launches) == 3 and sorted(launches.values()) == [1, 1, 2], "the dead shard was taken over once"
+    assert 1 <= len(lost) <= 2
+    assert len(launches) == 3 and sorted(launches.values()) == [1] * (3 - len(lost)) + [2] * len(lost), \
+        "each shard of the dead worker was taken over once, the others never"
     assert db.scalar(url, "SELECT COUNT(*) FROM shard_lease WHERE finished_at IS NULL") == 0
+    shard_runs = [r for r in runs if "-shard-" in r["name"]]
+    assert len(shard_runs) == 3 + len(lost) and all(r["parent_task_run_id"] for r in shard_runs), "subflows"
+    assert sorted(r["state_type"] for r in shard_runs) == ["COMPLETED"] * 3 + ["CRASHED"] * len(lost)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -94,11 +95,12 @@ class ThreadLauncher:
                 results.append(run_chunk_with_retries(settings=settings, plan=plan, index=index))
         finish_shard(settings=settings, plan=plan, results=results)
 
-    def ended(self, run_id: str) -> bool:
-        return run_id in self.abandoned or (run_id not in self.died and not self.runs[run_id].is_alive())
+    def seen(self, run_id: str) -> shards.RunSeen:
+        ended = run_id in self.abandoned or (run_id not in self.died and not self.runs[run_id].is_alive())
+        return shards.RunSeen(ended=ended, taken_since=None if ended else datetime.now(UTC))
 
     def abandon(self, run_id: str, reason: str) -> None:
-        assert "lease expired" in reason
+        assert "another run takes the shard over" in reason
         self.abandoned.append(run_id)
 
     def join(self) -> None:
@@ -166,13 +168,17 @@ def test_a_shard_that_keeps_failing_is_given_up_after_its_launches(world: Cli, s
 def test_relaunch_rule() -> None:
     now = datetime.now(UTC)
     base = shards.ShardState(1, 0, 1, 9, None, None, None, 0, False, 0)
-    assert shards.to_relaunch(base, run_ended=False, now=now), "never launched"
-    launched = base.__class__(**{**base.__dict__, "flow_run_id": "r1"})
-    assert not shards.to_relaunch(launched, run_ended=False, now=now), "queued: wait for a worker"
-    assert shards.to_relaunch(launched, run_ended=True, now=now), "ended without claiming or gave it back"
-    live = base.__class__(**{**launched.__dict__, "holder": "h", "expires_at": now + timedelta(seconds=5)})
-    assert not shards.to_relaunch(live, run_ended=False, now=now)
-    expired = base.__class__(**{**live.__dict__, "expires_at": now - timedelta(seconds=1)})
-    assert shards.to_relaunch(expired, run_ended=False, now=now)
-    done = base.__class__(**{**base.__dict__, "finished": True})
-    assert not shards.to_relaunch(done, run_ended=True, now=now)
+
+    def relaunch(shard: shards.ShardState, run: shards.RunSeen | None = None) -> bool:
+        return shards.to_relaunch(shard, run=run, start_seconds=30, now=now)
+
+    assert relaunch(base), "never launched"
+    launched = replace(base, flow_run_id="r1")
+    assert not relaunch(launched, shards.RunSeen(ended=False)), "queued: wait for a worker"
+    assert not relaunch(launched, shards.RunSeen(False, now - timedelta(seconds=10))), "starting up"
+    assert relaunch(launched, shards.RunSeen(False, now - timedelta(seconds=31))), "taken, never claimed: lost"
+    assert relaunch(launched, shards.RunSeen(ended=True)), "ended without claiming or gave it back"
+    live = replace(launched, holder="h", expires_at=now + timedelta(seconds=5))
+    assert not relaunch(live)
+    assert relaunch(replace(live, expires_at=now - timedelta(seconds=1))), "claim expired"
+    assert not relaunch(replace(base, finished=True), shards.RunSeen(ended=True))
