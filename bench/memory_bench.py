@@ -23,7 +23,7 @@ LIMIT_MB = 300
 ADMIN = "admin@bench.local"
 
 
-def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+def measured(command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
     """Run a command as a child; (seconds, peak RSS in MB, its last output line)."""
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -31,7 +31,7 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str
     output = child.stdout.read()
     _pid, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    if os.waitstatus_to_exitcode(status) not in ok:
         raise RuntimeError(f"{' '.join(command[2:5])} failed: {output[-2000:]}")
     return seconds, usage.ru_maxrss / 1024, output.strip().splitlines()[-1] if output.strip() else ""
 

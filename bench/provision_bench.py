@@ -3,6 +3,7 @@ per-API quotas), next to a plain sequential boto3 loop, plus the Prefect flow's 
 same functions called directly.
 
 Run: bench/provision [--devices 5000] [--raised] [--skip-flow] [--skip-loop]
+     bench/provision --workers 3 [--devices 3000]   (scale-out: 1 and 3 Prefect workers, bench/scale_bench.py)
 """
 
 from __future__ import annotations
@@ -184,7 +185,14 @@ def main() -> None:
     parser.add_argument("--raised", action="store_true", help="quotas raised to 100/s (Cloud API quota 100)")
     parser.add_argument("--skip-flow", action="store_true")
     parser.add_argument("--skip-loop", action="store_true")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="scale-out: one run with 1 worker, one with N (Prefect server, PostgreSQL, raised quota)")
     args = parser.parse_args()
+    if args.workers:
+        from bench.scale_bench import main as scale_out
+
+        scale_out(args.devices, args.workers)
+        return
     quotas = RAISED_QUOTAS if args.raised else DEFAULT_QUOTAS
     quota = quotas["RegisterCertificateWithoutCA"]
     with aws_rig(args.raised) as (proxy, tmp):

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import pandas as pd
 from sqlmodel import Session, col, select
 
 from bindery import audit
@@ -57,6 +56,8 @@ def _chunks(session: Session, batch_id: int, size: int) -> Iterator[list[tuple[s
 
 
 def write_rows(handle: IO[str], chunks: Iterator[list[tuple[str, str]]], bid: str) -> int:
+    import pandas as pd  # imported when a manifest is written, not by every CLI command
+
     count = 0
     group = neutralise(bid)
     for index, rows in enumerate(chunks):

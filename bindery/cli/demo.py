@@ -19,10 +19,8 @@ from bindery.cli.common import console
 from bindery.clouds.config import add_cloud_api, change_url, get_cloud_api, secret_of
 from bindery.db import session_scope
 from bindery.errors import NotFound
-from bindery.receiver import ReceiverAuth, create_app
 from bindery.reels.demo import write_demo_reel
 from bindery.settings import Settings, get_settings
-from bindery.webserver import serve_in_thread
 from models.accounts import Account, User
 from models.clouds import CloudApi
 
@@ -108,6 +106,9 @@ def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
         except NotFound:
             existing = None
         credentials = secret_of(settings, existing) if existing else f"bindery:{secrets.token_urlsafe(18)}"
+    from bindery.receiver import ReceiverAuth, create_app  # FastAPI only when the demo runs
+    from bindery.webserver import serve_in_thread
+
     app = create_app(ReceiverAuth(basic=credentials), out / "receiver.db")
     with serve_in_thread(app) as base:
         url = f"{base}/interop"
