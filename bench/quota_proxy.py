@@ -4,6 +4,7 @@ call and the per-API quotas, answering 429 ThrottlingException above them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
@@ -90,6 +91,24 @@ def create_proxy(upstream: str, quotas: dict[str, float], stats: Stats, latency:
             backend.things[fake.arn] = fake
         return {"certificates": len(backend.certificates), "things": len(backend.things)}
 
+    listing: dict[str, list[dict[str, object]]] = {}
+
+    async def list_certificates(request: Request, headers: dict[str, str]) -> Response:
+        """ListCertificates paged like AWS (pageSize, marker / nextMarker); moto returns everything in one
+        answer, which would make the client hold the whole registry at once."""
+        marker = request.query_params.get("marker")
+        size = int(request.query_params.get("pageSize") or 250)
+        if marker is None or "all" not in listing:
+            answer = await client.get("/certificates", headers=headers)
+            if answer.status_code != 200:
+                return Response(answer.content, status_code=answer.status_code)
+            listing["all"] = answer.json()["certificates"]
+        start = int(marker or 0)
+        page: dict[str, object] = {"certificates": listing["all"][start:start + size]}
+        if start + size < len(listing["all"]):
+            page["nextMarker"] = str(start + size)
+        return Response(json.dumps(page, default=str), media_type="application/json")
+
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def forward(path: str, request: Request) -> Response:
         await asyncio.sleep(latency)
@@ -101,6 +120,8 @@ def create_proxy(upstream: str, quotas: dict[str, float], stats: Stats, latency:
                 return Response('{"message": "Rate exceeded"}', status_code=429, media_type="application/json",
                                 headers={"x-amzn-ErrorType": "ThrottlingException"})
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        if name == "ListCertificates":
+            return await list_certificates(request, headers)
         answer = await client.request(request.method, "/" + path, params=request.query_params,
                                       content=await request.body(), headers=headers)
         excluded = {"content-length", "transfer-encoding", "connection", "content-encoding"}

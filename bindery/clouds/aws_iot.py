@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -220,25 +220,32 @@ class AwsIotConnector:
             return failed(device.device_id, exc)
         return DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=arn)
 
-    def _pages(self, name: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    def _pages(self, name: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The items of a paginated listing, one page in memory at a time."""
         try:
             paginator = self.client.get_paginator(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
-            return [item for page in paginator.paginate(**kwargs) for item in page.get(key, [])]
+            for page in paginator.paginate(**kwargs):
+                yield from page.get(key, [])
         except Exception as exc:
             raise map_error(exc, name) from None
 
     def inventory(self, devices: Sequence[DeviceKey]) -> dict[str, Holding] | None:
         """Certificates by ID (the SHA-256 of the DER) and status from ListCertificates, things from
-        ListThings filtered by the prefix: two paginated listings, whatever the number of devices."""
-        certificates = {c["certificateId"]: c for c in self._pages("ListCertificates", "certificates", pageSize=250)}
+        ListThings filtered by the prefix: two paginated listings, whatever the number of devices; only
+        what concerns these devices is kept (the account may hold far more)."""
+        by_fingerprint = {device.fingerprint_sha256: device for device in devices}
+        certificates: dict[str, tuple[bool, str | None]] = {}
+        for listed in self._pages("ListCertificates", "certificates", pageSize=250):
+            if listed["certificateId"] in by_fingerprint:
+                certificates[listed["certificateId"]] = (listed.get("status") == "ACTIVE", listed.get("certificateArn"))
         prefix = self.options.get("thing_prefix", "")
+        wanted_things = {thing_name(prefix, device.device_id) for device in devices}
         things = {t["thingName"] for t in self._pages("ListThings", "things", maxResults=250)
-                  if t["thingName"].startswith(prefix)}
+                  if t["thingName"] in wanted_things}
         held: dict[str, Holding] = {}
         for device in devices:
-            certificate = certificates.get(device.fingerprint_sha256)
-            if certificate is None or thing_name(prefix, device.device_id) not in things:
+            found = certificates.get(device.fingerprint_sha256)
+            if found is None or thing_name(prefix, device.device_id) not in things:
                 continue
-            held[device.device_id] = Holding(device.device_id, device.fingerprint_sha256,
-                                             certificate.get("status") == "ACTIVE", certificate.get("certificateArn"))
+            held[device.device_id] = Holding(device.device_id, device.fingerprint_sha256, *found)
         return held
