@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Protocol
 
-from sqlalchemy import Engine, TextClause, text
+from sqlalchemy import Engine, text
 
 from bindery.db import get_engine
 from bindery.provisioning.ratelimit import TokenBucket
@@ -48,32 +48,33 @@ class DatabasePace:
         self.lock = threading.Lock()
         self.postgres = engine.dialect.name == "postgresql"
 
-    def _update(self, statement: TextClause, values: dict[str, float]) -> float | None:
-        """Run an UPDATE … RETURNING on the target's row, creating the row on first use."""
+    def _update(self, assignment: str, returning: str, values: dict[str, float]) -> float:
+        """``UPDATE quota_pace SET <assignment> … RETURNING <returning>`` on the target's row (made on first
+        use), where ``{now}`` is the database's clock on PostgreSQL, so hosts need not agree on the time,
+        and this host's on SQLite (one host)."""
+        if self.postgres:
+            sql = ("WITH t AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) UPDATE quota_pace SET "
+                   f"{assignment.format(greatest='GREATEST', now='t.now')} FROM t WHERE cloud_api_id = :id "
+                   f"RETURNING {returning.format(now='t.now')}")
+            params = {**values, "id": self.api_id}
+        else:
+            sql = (f"UPDATE quota_pace SET {assignment.format(greatest='max', now=':now')} WHERE cloud_api_id = :id "
+                   f"RETURNING {returning.format(now=':now')}")
+            params = {**values, "id": self.api_id, "now": time.time()}
+        statement = text(sql)
         with self.engine.begin() as connection:
-            returned = connection.execute(statement, values).scalar_one_or_none()
+            returned = connection.execute(statement, params).scalar_one_or_none()
             if returned is None:
                 connection.execute(text("INSERT INTO quota_pace (cloud_api_id, next_at, paused_until) "
                                         "VALUES (:id, 0, 0) ON CONFLICT DO NOTHING"), {"id": self.api_id})
-                returned = connection.execute(statement, values).scalar_one_or_none()
-        return None if returned is None else float(returned)
+                returned = connection.execute(statement, params).scalar_one()
+        return float(returned)
 
     def _reserve(self, count: int) -> list[float]:
-        """``count`` consecutive slots as local monotonic times. The database's clock decides on
-        PostgreSQL, so hosts need not agree on the time; SQLite is one host."""
+        """``count`` consecutive slots as local monotonic times."""
         span = count / self.rate
-        if self.postgres:
-            statement = text(
-                "WITH t AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) "
-                "UPDATE quota_pace SET next_at = GREATEST(next_at, paused_until, t.now) + :span FROM t "
-                "WHERE cloud_api_id = :id RETURNING next_at - t.now")
-            values: dict[str, float] = {"span": span, "id": self.api_id}
-        else:
-            statement = text("UPDATE quota_pace SET next_at = max(next_at, paused_until, :now) + :span "
-                             "WHERE cloud_api_id = :id RETURNING next_at - :now")
-            values = {"span": span, "id": self.api_id, "now": time.time()}
-        ends_in = self._update(statement, values)
-        assert ends_in is not None
+        ends_in = self._update("next_at = {greatest}(next_at, paused_until, {now}) + :span", "next_at - {now}",
+                               {"span": span})
         start = time.monotonic() + ends_in - span
         return [start + i / self.rate for i in range(count)]
 
@@ -98,18 +99,9 @@ class DatabasePace:
         return 0.0
 
     def pause(self, seconds: float) -> None:
-        if self.postgres:
-            statement = text("UPDATE quota_pace SET paused_until = GREATEST(paused_until, "
-                             "extract(epoch FROM clock_timestamp())::float8 + :s) WHERE cloud_api_id = :id "
-                             "RETURNING paused_until")
-            values: dict[str, float] = {"s": seconds, "id": self.api_id}
-        else:
-            statement = text("UPDATE quota_pace SET paused_until = max(paused_until, :now + :s) "
-                             "WHERE cloud_api_id = :id RETURNING paused_until")
-            values = {"s": seconds, "id": self.api_id, "now": time.time()}
         with self.lock:
             self.slots.clear()
-            self._update(statement, values)
+            self._update("paused_until = {greatest}(paused_until, {now} + :s)", "paused_until", {"s": seconds})
 
 
 class PrefectPace:
