@@ -4,9 +4,10 @@ from models.accounts import Account, Binding, User
 from models.audit import AuditEvent
 from models.catalog import Batch, Device, TrustAnchor
 from models.clouds import CloudApi, SigningKey
-from models.provisioning import AccountSettings, ProvisioningRecord, RunLease
+from models.provisioning import AccountSettings, ProvisioningRecord, QuotaPace, RunLease, ShardLease
+from models.web import ApiToken, LoginFailure, WebSession
 
 __all__ = [
-    "Account", "AccountSettings", "AuditEvent", "Batch", "Binding", "CloudApi", "Device", "ProvisioningRecord",
-    "RunLease", "SigningKey", "TrustAnchor", "User",
+    "Account", "AccountSettings", "ApiToken", "AuditEvent", "Batch", "Binding", "CloudApi", "Device", "LoginFailure",
+    "ProvisioningRecord", "QuotaPace", "RunLease", "ShardLease", "SigningKey", "TrustAnchor", "User", "WebSession",
 ]

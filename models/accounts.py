@@ -37,6 +37,7 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    password_hash: str | None = Field(default=None, max_length=255, description="argon2id; none: no console login")
 
 
 class UserCreate(UserBase):

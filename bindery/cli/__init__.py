@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from bindery.cli import accounts, catalog, clouds, db, demo, provisioning, reconcile
+from bindery.cli import accounts, catalog, clouds, db, demo, provisioning, reconcile, web
 from bindery.cli.common import console_err
 from bindery.errors import BinderyError
 
@@ -31,6 +31,9 @@ def build_app() -> typer.Typer:
     app.add_typer(clouds.keys_app, name="keys")
     app.command("receiver")(clouds.receiver)
     app.command("demo")(demo.demo)
+    app.command("web")(web.web)
+    app.add_typer(web.token_app, name="token")
+    accounts.user_app.command("set-password")(web.set_password)
     return app
 
 
