@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck unit bench clean server worker deploy serve
+.PHONY: setup demo test chromium lint typecheck unit bench clean server worker deploy serve web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/bindery demo
 
-## Everything CI checks: lint, types, the whole test suite (SQLite and PostgreSQL).
-test: $(STAMP) lint typecheck unit
+## Everything CI checks: lint, types, the whole test suite (SQLite and PostgreSQL, browser tests in Chromium).
+test: $(STAMP) chromium lint typecheck unit
+
+## Debian's Chromium for the console's browser tests (Playwright drives it; no browser download).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -48,6 +54,10 @@ deploy: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/python -m deployments.serve
+
+## The console and HTTP API on http://127.0.0.1:8000 (see README, "Console and HTTP API").
+web: $(STAMP)
+	$(BIN)/bindery web
 
 clean:
 	rm -rf .bindery .pytest_cache .mypy_cache .ruff_cache

@@ -9,13 +9,11 @@ import typer
 
 from bindery.cli.common import JsonOption, UserOption, acting, console, print_json, print_table
 from bindery.clouds import config
-from bindery.clouds.base import ConnectorError
-from bindery.clouds.connectors import connector_for
+from bindery.clouds.connectors import check_on_add
 from bindery.clouds.tokens import jwks, signing_key
 from bindery.db import session_scope
-from bindery.errors import BadInput, BinderyError
+from bindery.errors import BadInput
 from bindery.settings import get_settings
-from models.clouds import CloudApi
 
 cloud_app = typer.Typer(help="Product Cloud APIs of your account (admins).", no_args_is_help=True)
 keys_app = typer.Typer(help="Bindery's interop signing key.", no_args_is_help=True)
@@ -57,16 +55,7 @@ def add(
                "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
                "endpoint_url": endpoint_url, "connection_string": connection_string, "quota": quota}
     with session_scope(settings) as session:
-
-        def check(api: CloudApi) -> None:
-            connector = connector_for(session=session, settings=settings, api=api)
-            try:
-                connector.check()
-            except ConnectorError as exc:
-                raise BinderyError(f"{name}: check failed: {exc} (use --no-check to store it anyway)") from None
-            finally:
-                connector.close()
-
+        check = check_on_add(session=session, settings=settings, name=name)
         config.add_cloud_api(session=session, settings=settings, actor=acting(session, user), name=name, kind=kind,
                              options=options, check=None if no_check else check)
     console().print(f"added Product Cloud API {name} ({kind})" + ("" if no_check else ", checked"))

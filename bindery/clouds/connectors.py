@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import Session
 
-from bindery.clouds.base import Connector
+from bindery.clouds.base import Connector, ConnectorError
 from bindery.clouds.config import secret_of, settings_of
 from bindery.clouds.interop import InteropConnector, basic, bearer
 from bindery.clouds.tokens import signing_key
+from bindery.errors import BinderyError
 from bindery.settings import Settings
 from models.clouds import CloudApi
 
@@ -34,3 +37,18 @@ def connector_for(*, session: Session, settings: Settings, api: CloudApi) -> Con
 
         return AzureHubConnector(secret_of(settings, api) or "", timeout=settings.http_timeout)
     raise ValueError(f"unknown kind {api.kind}")
+
+
+def check_on_add(*, session: Session, settings: Settings, name: str) -> Callable[[CloudApi], None]:
+    """The check `cloud-api add` runs before storing an API: one harmless call to the target."""
+
+    def check(api: CloudApi) -> None:
+        connector = connector_for(session=session, settings=settings, api=api)
+        try:
+            connector.check()
+        except ConnectorError as exc:
+            raise BinderyError(f"{name}: check failed: {exc} (add it without the check to store it anyway)") from None
+        finally:
+            connector.close()
+
+    return check
