@@ -88,11 +88,32 @@ def demo() -> None:
         rows = binding.account_batches(session=session, actor=actor_for(session=session, email=DEMO_ADMIN))
     say(f"[bold]10. batches of {DEMO_ACCOUNT}[/bold] (bound and provisioned counters)")
     print_account_batches(rows, as_json=False)
+    password, password_file = demo_admin_password(settings, out)
+    say(f"[bold]11. console[/bold] run `bindery web` (or `make web`), open {settings.public_url.rstrip('/')}/ and "
+        f"log in as {DEMO_ADMIN} with password {password} (kept in {password_file}); the reel's QR code "
+        f"opens {qr_text}")
     say(f"QR code of the reel: {out / (DEMO_BID + '-qr.png')}")
     say(f"Manifest File: {manifest_path}")
     say(f"Receiver's store: {out / 'receiver.db'}")
     say(f"Prefect UI with these flow runs: PREFECT_HOME={os.environ['PREFECT_HOME']} make server, "
         "then open http://127.0.0.1:4200")
+
+
+def demo_admin_password(settings: Settings, out: Path) -> tuple[str, Path]:
+    """The demo admin's console password: made once, kept beside the demo's data (0600), set when the
+    admin has none (a password the admin chose is left alone)."""
+    from bindery.web.credentials import set_password
+
+    path = out / "admin-password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12) + "\n")
+        path.chmod(0o600)
+    password = path.read_text().strip()
+    with session_scope(settings) as session:
+        admin = session.exec(select(User).where(User.email == DEMO_ADMIN)).one()
+        if admin.password_hash is None:
+            set_password(session=session, email=DEMO_ADMIN, password=password, actor=audit.operator_name())
+    return password, path
 
 
 @contextmanager

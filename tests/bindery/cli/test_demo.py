@@ -6,11 +6,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import segno
 
@@ -25,6 +29,33 @@ def user_env(home: Path) -> dict[str, str]:
 def run_demo(home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bindery.cli", "demo"], env=user_env(home), capture_output=True,
                           text=True, timeout=300)
+
+
+def assert_console_login(home: Path, password: str) -> None:
+    """`bindery web` as printed, and the demo admin's login into it: the batch list shows the demo batch."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    web = subprocess.Popen([sys.executable, "-m", "bindery.cli", "web", "--port", str(port)], env=user_env(home),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as browser:
+            for _ in range(100):
+                try:
+                    page = browser.get("/login")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert token
+            browser.post("/login", data={"email": "admin@demo.bindery.local", "password": password,
+                                         "csrf_token": token.group(1)})
+            listed = browser.get("/")
+            assert listed.status_code == 200 and 'data-bid="DEMO-0001"' in listed.text
+            assert 'data-api="demo-receiver">demo-receiver: 1000<' in listed.text
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -54,6 +85,9 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=True)
     assert [(b["bid"], b["bound"], b["provisioned"]) for b in json.loads(listed.stdout)] == [
         ("DEMO-0001", 1000, {"demo-receiver": 1000})]
+    console = re.search(r"log in as admin@demo\.bindery\.local with password (\S+) \(kept in", first.stdout)
+    assert console and f"password {console.group(1)} " in second.stdout, "the same login on every run"
+    assert_console_login(home, console.group(1))
     expected = io.BytesIO()
     segno.make("http://localhost:8000/bind?bid=DEMO-0001", error="m").save(expected, kind="svg", scale=4)
     assert (home / "demo" / "DEMO-0001-qr.svg").read_bytes() == expected.getvalue()
