@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from contextlib import closing
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_provisioning_page_adds_apis_without_showing_secrets(console: Console) -
 def test_session_cookie_is_secure_over_https(console: Console, tmp_path: Path) -> None:
     tls = make_tls(tmp_path / "tls")
     with serve(create_web(get_settings()), ssl={"cert": str(tls.cert), "key": str(tls.key)}) as url, \
-            httpx.Client(base_url=url, verify=str(tls.ca)) as browser:
+            httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=str(tls.ca))) as browser:
         page = browser.get("/login")
         assert "Secure" in page.headers["set-cookie"]
         done = browser.post("/login", data={"email": ADMIN, "password": PASSWORD, "csrf_token": csrf(page)})
