@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +76,12 @@ class Jobs:
             else:
                 parameters = {"bid": bid, "cloud_api": cloud_api, "user": actor.email,
                               **{k: v for k, v in options.items() if k != "action"}}
-            job.flow_run_id, job.ui_url = _start_flow_run(kind, parameters)
+            try:
+                job.flow_run_id, job.ui_url = _start_flow_run(kind, parameters)
+            except BaseException:
+                with self.lock:
+                    del self.jobs[job.id]
+                raise
             job.state = "SCHEDULED"
         else:
             self.pool.submit(self._run, job, actor.email, options)
@@ -105,15 +112,38 @@ class Jobs:
             job.state, job.message = "FAILED", f"{exc.__class__.__name__}: {exc}"
 
 
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """Prefect's client on the server the environment names now (Prefect reads its settings once, at
+    import), with Prefect's errors said as Bindery's."""
+    import httpx
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    url = os.environ["PREFECT_API_URL"]
+    updates: dict[Any, Any] = {PREFECT_API_URL: url}
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        updates[PREFECT_API_AUTH_STRING] = os.environ["PREFECT_API_AUTH_STRING"]
+    try:
+        with temporary_settings(updates=updates):
+            yield
+    except ObjectNotFound as exc:
+        raise BinderyError(f"the Prefect server at {url} has no such deployment or flow run ({exc}); deploy "
+                           "with `make deploy`") from None
+    except (PrefectHTTPStatusError, httpx.HTTPError) as exc:
+        raise BinderyError(f"the Prefect server at {url} did not answer as expected: {exc}") from None
+
+
 def _start_flow_run(kind: str, parameters: dict[str, Any]) -> tuple[str, str]:
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_UI_URL
 
-    run = run_deployment(DEPLOYMENTS[kind], parameters=parameters, timeout=0, as_subflow=False)
-    assert isinstance(run, FlowRun)
-    ui = PREFECT_UI_URL.value() or os.environ["PREFECT_API_URL"].removesuffix("/api")
-    return str(run.id), f"{ui}/runs/flow-run/{run.id}"
+    with _prefect_api():
+        run = run_deployment(DEPLOYMENTS[kind], parameters=parameters, timeout=0, as_subflow=False)
+        assert isinstance(run, FlowRun)
+        ui = PREFECT_UI_URL.value() or os.environ["PREFECT_API_URL"].removesuffix("/api")
+    return str(run.id), f"{ui.rstrip('/')}/runs/flow-run/{run.id}"
 
 
 def _flow_run_state(flow_run_id: str) -> str:
@@ -121,6 +151,6 @@ def _flow_run_state(flow_run_id: str) -> str:
 
     from prefect.client.orchestration import get_client
 
-    with get_client(sync_client=True) as client:
+    with _prefect_api(), get_client(sync_client=True) as client:
         state = client.read_flow_run(UUID(flow_run_id)).state
     return state.type.value if state is not None else "SCHEDULED"
