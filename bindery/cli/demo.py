@@ -37,6 +37,7 @@ def demo() -> None:
     settings = get_settings()
     # Prefect keeps the demo's runs beside the demo's data; set before Prefect is first imported.
     os.environ.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ["BINDERY_ALLOW_PRIVATE_TARGETS"] = "1"  # the demo's receiver listens on loopback

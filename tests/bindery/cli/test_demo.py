@@ -63,6 +63,7 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first = run_demo(home)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "Failed to create the Prefect home directory" not in first.stderr
     assert "4. import (flow run) batch DEMO-0001: 1000 devices" in first.stdout
     assert "by QR text http://localhost:8000/bind?bid=DEMO-0001: bound 1000 devices" in first.stdout
     assert "7. manifest (flow run) 1000 devices" in first.stdout
