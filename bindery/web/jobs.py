@@ -53,9 +53,6 @@ class Jobs:
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bindery-job")
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
     def get(self, actor: Actor, job_id: str) -> Job:
         with self.lock:
             job = self.jobs.get(job_id)

@@ -4,6 +4,7 @@ with the outcome (or the CLI's error message) to show."""
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -11,10 +12,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from bindery import binding
 from bindery.access import Action, Actor, may, require
 from bindery.clouds import config
 from bindery.db import session_scope
-from bindery.errors import BinderyError, PermissionDenied
+from bindery.errors import BadInput, BinderyError, PermissionDenied
 from bindery.provisioning import service
 from bindery.web import api
 from bindery.web.credentials import (
@@ -43,7 +45,7 @@ KIND_FIELDS = {
 
 
 def templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=api.Path(__file__).parent / "templates")
+    return Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def current(request: Request) -> tuple[Actor, str] | None:
@@ -152,7 +154,7 @@ def batches_page(request: Request) -> Response:
     who = signed_in(request)
     actor = who[0]
     with session_scope(api.settings_of(request)) as session:
-        rows = api.binding.account_batches(session=session, actor=actor)
+        rows = binding.account_batches(session=session, actor=actor)
         apis = [a.name for a in config.list_cloud_apis(session=session, actor=actor)] if may(actor, Action.PROVISION) \
             else []
     running = any(job.state in ("RUNNING", "SCHEDULED", "PENDING")
@@ -253,7 +255,7 @@ async def add_cloud_api(request: Request) -> Response:
     try:
         require(actor, Action.CONFIGURE_CLOUD_API)
         if kind not in KIND_FIELDS:
-            raise api.BadInput(f"kind: {kind!r} is not one of {', '.join(KIND_FIELDS)}")
+            raise BadInput(f"kind: {kind!r} is not one of {', '.join(KIND_FIELDS)}")
         options = api.cloud_api_options({k: v for k, v in fields.items() if k in allowed})
         api.add_cloud_api(api.settings_of(request), actor, name, kind, options, check)
     except BinderyError as exc:
