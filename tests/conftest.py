@@ -145,3 +145,13 @@ def reels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DemoReel]:
         "microchip": write_demo_reel(out=root / "mchp", bid="MCHP-001", devices=3, fmt="microchip",
                                      public_url=url),
     }
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[str]:
+    """A reference receiver (Basic auth bindery:pw) on a loopback port; yields its base URL."""
+    from bindery.receiver import ReceiverAuth, create_app
+    from tests.support.servers import serve
+
+    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "recv.db")) as url:
+        yield url

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prefect.artifacts import Artifact
 
-from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
 from flows.provisioning import bind_and_provision, provision_batch
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.flaky import FaultLog, create_flaky_proxy
-from tests.support.servers import serve
+from tests.support.servers import held, serve
 from tests.support.world import ADMIN, MEMBER, make_world
 
 DEVICES = [f"f-{i:03d}" for i in range(18)]
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[str]:
-    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "recv.db")) as url:
-        yield url
 
 
 @pytest.fixture
@@ -40,10 +32,6 @@ def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
 def add(cli: Cli, name: str, url: str) -> None:
     cli.ok("cloud-api", "add", name, "--user", ADMIN, "--kind", "other", "--type", "AWS", "--credentials",
            "bindery:pw", "--url", f"{url}/interop", "--quota", "1000", "--no-check")
-
-
-def held(url: str) -> list[str]:
-    return sorted(d["ref"] for d in httpx.get(f"{url}/devices").json())
 
 
 def test_bind_and_provision_flow_with_flaky_target(world: Cli, receiver: str, settings: Settings,

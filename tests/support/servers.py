@@ -10,6 +10,13 @@ from typing import Any
 from bindery.webserver import serve_in_thread
 
 
+def held(receiver: str) -> list[str]:
+    """The refs a reference receiver holds, sorted (it keeps one per certificate)."""
+    import httpx
+
+    return sorted(d["ref"] for d in httpx.get(f"{receiver}/devices").json())
+
+
 def serve(app: Any, ssl: dict[str, str] | None = None) -> AbstractContextManager[str]:
     """Run an ASGI app on 127.0.0.1 at a free port; yields its base URL."""
     return serve_in_thread(app, ssl=ssl)

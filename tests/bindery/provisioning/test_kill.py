@@ -7,13 +7,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
 from tests.conftest import Cli
 from tests.support import db
@@ -22,12 +20,6 @@ from tests.support.servers import serve
 from tests.support.world import ADMIN, MEMBER, make_world
 
 DEVICES = [f"k-{i:03d}" for i in range(40)]
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[str]:
-    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "recv.db")) as url:
-        yield url
 
 
 def provisioned(settings: Settings) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,16 +13,10 @@ from tests.conftest import Cli
 from tests.support import db
 from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
 from tests.support.flaky import FaultLog, create_flaky_proxy
-from tests.support.servers import serve
+from tests.support.servers import held, serve
 from tests.support.world import ADMIN, MEMBER, OTHER, make_world
 
 DEVICES = {"P001": [f"p1-{i:03d}" for i in range(25)], "P002": [f"p2-{i:03d}" for i in range(5)]}
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[str]:
-    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "recv.db")) as url:
-        yield url
 
 
 @pytest.fixture
@@ -41,10 +34,6 @@ def world(cli: Cli, tmp_path: Path, receiver: str, monkeypatch: pytest.MonkeyPat
 def add_receiver(cli: Cli, name: str, url: str, user: str = ADMIN) -> None:
     cli.ok("cloud-api", "add", name, "--user", user, "--kind", "other", "--type", "private cloud",
            "--credentials", "bindery:pw", "--url", f"{url}/interop", "--quota", "1000")
-
-
-def held(receiver: str) -> list[str]:
-    return sorted(d["ref"] for d in httpx.get(f"{receiver}/devices").json())
 
 
 def record_states(settings: Settings, api: str) -> dict[str, int]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session
 
@@ -19,21 +17,14 @@ from bindery.db import get_engine, session_scope
 from bindery.provisioning import records, shards
 from bindery.provisioning.run import ChunkResult, RunPlan, finish_run, run_chunk_with_retries
 from bindery.provisioning.sharded import already_present, finish_shard, start_shard, start_sharded, supervise
-from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings, get_settings
 from models.clouds import CloudApi
 from tests.conftest import Cli
 from tests.support import db
-from tests.support.servers import serve
+from tests.support.servers import held
 from tests.support.world import ADMIN, MEMBER, make_world
 
 DEVICES = [f"s-{i:03d}" for i in range(30)]
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[str]:
-    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "recv.db")) as url:
-        yield url
 
 
 @pytest.fixture
@@ -106,10 +97,6 @@ class ThreadLauncher:
     def join(self) -> None:
         for thread in self.runs.values():
             thread.join(timeout=60)
-
-
-def held(receiver: str) -> list[str]:
-    return sorted(d["ref"] for d in httpx.get(f"{receiver}/devices").json())
 
 
 def provisioned(settings: Settings) -> int:

@@ -12,6 +12,7 @@ import httpx
 from bindery.settings import Settings
 from tests.bindery.web.conftest import DEVICES, Console
 from tests.support import db
+from tests.support.servers import held
 from tests.support.world import ADMIN, MEMBER, OTHER
 
 
@@ -30,10 +31,6 @@ def wait_job(client: httpx.Client, job: dict[str, Any], timeout: float = 60) -> 
             return dict(status)
         assert time.monotonic() < deadline, status
         time.sleep(0.2)
-
-
-def held(console: Console) -> list[str]:
-    return sorted(d["ref"] for d in httpx.get(f"{console.receiver}/devices").json())
 
 
 def test_tokens_authenticate_and_revoked_ones_do_not(console: Console) -> None:
@@ -104,7 +101,7 @@ def test_admin_provisions_through_jobs_and_downloads_the_manifest(console: Conso
         job = admin.post("/api/batches/W001/provision", json={})
         assert job.status_code == 202
         assert wait_job(admin, job.json())["provisioned"] == {"lab": 12}
-        assert held(console) == sorted(DEVICES["W001"] + DEVICES["W002"])
+        assert held(console.receiver) == sorted(DEVICES["W001"] + DEVICES["W002"])
         listed = {b["bid"]: b for b in admin.get("/api/batches").json()}
         assert listed["W001"]["provisioned"] == {"lab": 12} and listed["W001"]["bound"] == 12
         manifest = admin.get("/api/batches/W001/manifest")
