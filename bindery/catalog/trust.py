@@ -29,22 +29,39 @@ from models.catalog import TrustAnchor
 ROOT, INTERMEDIATE, SIGNER = "root", "intermediate", "manifest_signer"
 
 
+DEVICE_HINT = "a device certificate, not a CA or manifest signer: import it with `bindery reel import`"
+
+
 def classify(cert: x509.Certificate, source: str) -> str:
-    """Roots are self-signed CAs, intermediates CAs issued by another, signers self-signed non-CAs."""
+    """Roots are self-signed CAs, intermediates CAs issued by another, signers self-signed non-CAs.
+    Anchors are held to the strict parser; a device certificate is named as one."""
     try:
         key_type(cert)
         check_signature_hash(cert)
+        constraints = basic_constraints(cert)
+        key_id = subject_key_id(cert)
     except CertificateError as exc:
+        if _is_device(cert):
+            raise BadInput(f"{source}: {DEVICE_HINT}") from None
         raise BadInput(f"{source}: {exc}") from None
-    constraints = basic_constraints(cert)
     self_signed = is_self_signed(cert)
     if constraints is not None and constraints.ca:
         if cert.issuer == cert.subject and not self_signed:
             raise BadInput(f"{source}: self-issued CA whose self-signature does not verify")
         return ROOT if self_signed else INTERMEDIATE
-    if self_signed and subject_key_id(cert):
+    if self_signed and key_id:
         return SIGNER
+    if cert.issuer != cert.subject:
+        raise BadInput(f"{source}: {DEVICE_HINT}")
     raise BadInput(f"{source}: neither a CA (basicConstraints CA=true) nor a self-signed manifest signer")
+
+
+def _is_device(cert: x509.Certificate) -> bool:
+    try:
+        constraints = basic_constraints(cert, tolerant=True)
+    except CertificateError:
+        return False
+    return cert.issuer != cert.subject and not (constraints is not None and constraints.ca)
 
 
 @dataclass(frozen=True)

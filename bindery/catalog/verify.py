@@ -18,6 +18,7 @@ from bindery.crypto.certs import (
     load_certificate,
 )
 from bindery.crypto.jws import verify_entry as verify_jws
+from bindery.errors import one_line
 from bindery.reels.base import RawEntry, device_id_problem
 
 
@@ -77,3 +78,5 @@ def verify_entry(entry: RawEntry, anchors: Anchors, at: datetime, bid: str) -> V
         return Verified(entry.ref, device_id, facts(cert))
     except CertificateError as exc:
         return Rejected(entry.ref, entry.device_id, str(exc))
+    except Exception as exc:  # the entry's error boundary: a malformed entry never ends the import
+        return Rejected(entry.ref, entry.device_id, f"unreadable entry ({exc.__class__.__name__}: {one_line(exc)})")

@@ -6,16 +6,20 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from bindery.crypto import lenient
+
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 ALLOWED_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 MIN_RSA_BITS = 2048
+ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
 
 
 class CertificateError(ValueError):
@@ -104,27 +108,45 @@ def check_signature_hash(cert: x509.Certificate) -> None:
         raise CertificateError(f"signature hash {name} is not allowed (SHA-256/384/512 only)")
 
 
-def basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
+def extensions(cert: x509.Certificate, *, tolerant: bool = False) -> x509.Extensions:
+    """The certificate's extensions, parsed strictly; with ``tolerant``, a device certificate's
+    extensions may carry the one deviation ``bindery.crypto.lenient`` accepts (and nothing else)."""
     try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        return cert.extensions
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        strict_error: Exception = exc
+    if tolerant:
+        try:
+            found = lenient.tolerant_extensions(cert)
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+            raise CertificateError(f"certificate extensions do not parse ({_short(exc)})") from None
+        if found is not None:
+            return found
+    elif lenient.quirk_offsets(der_of(cert)):
+        raise CertificateError("certificate extensions hold a PrintableString with characters outside its set "
+                               "(tolerated in device certificates only)")
+    raise CertificateError(f"certificate extensions do not parse ({_short(strict_error)})")
+
+
+def _extension(cert: x509.Certificate, kind: type[ExtensionValue], tolerant: bool) -> ExtensionValue | None:
+    try:
+        return extensions(cert, tolerant=tolerant).get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
 
 
-def key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
+def basic_constraints(cert: x509.Certificate, *, tolerant: bool = False) -> x509.BasicConstraints | None:
+    return _extension(cert, x509.BasicConstraints, tolerant)
 
 
-def subject_key_id(cert: x509.Certificate) -> str | None:
+def key_usage(cert: x509.Certificate, *, tolerant: bool = False) -> x509.KeyUsage | None:
+    return _extension(cert, x509.KeyUsage, tolerant)
+
+
+def subject_key_id(cert: x509.Certificate, *, tolerant: bool = False) -> str | None:
     """The Subject Key Identifier as base64url without padding (Microchip's ``kid``)."""
-    try:
-        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        return None
-    return b64url(ski)
+    ski = _extension(cert, x509.SubjectKeyIdentifier, tolerant)
+    return None if ski is None else b64url(ski.digest)
 
 
 def b64url(data: bytes) -> str:

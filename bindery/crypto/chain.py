@@ -125,7 +125,7 @@ class TrustStore:
         One store serves one import (one clock): issuer checks and proven intermediates are cached."""
         key_type(device)
         check_signature_hash(device)
-        constraints = basic_constraints(device)
+        constraints = basic_constraints(device, tolerant=True)
         if constraints is not None and constraints.ca:
             raise CertificateError("device certificate is a CA (basicConstraints CA=true)")
         check_validity(device, at, "device certificate")

@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from bindery.crypto.certs import b64url, der_of, pem_of
 from bindery.errors import BadInput
 from bindery.reels.base import check_bid
+from bindery.reels.trustngo import trustngo_device
 
 DEMO_FORMATS = ("infineon", "bindery-csv", "microchip")
 VALIDITY = timedelta(days=20 * 365)
@@ -57,6 +58,11 @@ class DemoCA:
         inter = _ca_cert(_name(f"Bindery Demo Device CA {tag}"), inter_key.public_key(), root.subject,
                          root_key, now, path_length=0)
         return cls(root, inter, inter_key, now)
+
+    def trustngo_device(self, cn: str) -> x509.Certificate:
+        """Shaped like a Microchip Trust&GO device certificate, quirks included."""
+        return trustngo_device(subject=_name(cn), issuer=self.intermediate.subject, issuer_key=self.intermediate_key,
+                               not_before=self.now, not_after=self.now + VALIDITY)
 
     def device(self, cn: str, rsa_key: bool = False) -> x509.Certificate:
         key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
@@ -224,7 +230,8 @@ def _microchip(out: Path, bid: str, devices: int, ca: DemoCA) -> tuple[Path, x50
         handle.write("[\n")
         for number, chip in enumerate(chip_ids(devices)):
             unique_id = chip.lower()
-            entry = sign_manifest_entry(manifest_payload(bid, unique_id, ca.device(f"sn{chip}"), ca.intermediate),
+            entry = sign_manifest_entry(manifest_payload(bid, unique_id, ca.trustngo_device(f"sn{chip}"),
+                                                         ca.intermediate),
                                         unique_id, signer, key)
             handle.write(("," if number else "") + json.dumps(entry) + "\n")
         handle.write("]\n")
