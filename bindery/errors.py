@@ -37,6 +37,13 @@ class SchemaNotReady(BinderyError):
 class ReelRejected(BadInput):
     """A reel with bad entries; ``problems`` lists every one (``file: entry: reason``)."""
 
-    def __init__(self, message: str, problems: list[str]):
+    def __init__(self, message: str, problems: list[str], notes: list[str] | None = None):
         super().__init__(message)
         self.problems = problems
+        self.notes = notes or []
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message as one short line (libraries' messages span lines and echo input)."""
+    text = " ".join(str(exc).split())
+    return (text[: limit - 1] + "…" if len(text) > limit else text) or exc.__class__.__name__

@@ -32,9 +32,9 @@ from bindery.catalog.spool import (
 from bindery.catalog.trust import Anchors, load_anchors
 from bindery.catalog.verify import Rejected, verify_entry
 from bindery.db import session_scope
-from bindery.errors import AlreadyExists, BadInput, ReelRejected
-from bindery.reels import reader_for
-from bindery.reels.base import RawEntry, ReadLimits, ReadRequest, check_bid
+from bindery.errors import AlreadyExists, BadInput, BinderyError, ReelRejected, one_line
+from bindery.reels import Reader, reader_for, resolve_reel
+from bindery.reels.base import RawEntry, ReadLimits, ReadRequest, ReelHeader, check_bid
 from bindery.settings import Settings
 from models.catalog import Batch, Device
 
@@ -61,6 +61,7 @@ class ReelPlan:
     spool_dir: str
     raw_chunks: list[str] = field(default_factory=list)
     already_imported: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class ImportReport:
     imported: int
     problems: list[str]
     already_imported: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 def source_digest(path: Path) -> str:
@@ -124,7 +126,7 @@ def _existing(session: Session, bid: str, sha256: str, source: str) -> bool:
 def read_reel(*, settings: Settings, path: Path, bid: str | None = None, fmt: str = "auto",
               slot: str = "E0E0") -> ReelPlan:
     """Step 1: detect, unpack safely and spool the raw entries."""
-    path = Path(path)
+    path, notes = resolve_reel(Path(path))
     fmt, reader = reader_for(fmt, path)
     sha256 = source_digest(path)
     spool = settings.spool_dir / uuid.uuid4().hex
@@ -137,14 +139,12 @@ def read_reel(*, settings: Settings, path: Path, bid: str | None = None, fmt: st
         def sink(entry: RawEntry) -> None:
             writer.write(raw_to_record(entry))
 
-        try:
-            header = reader(request, sink)
-        except OSError as exc:
-            raise BadInput(f"{path.name}: cannot read ({exc.__class__.__name__}: {exc.strerror or exc})") from None
+        header = _read(reader, request, sink)
         chunks = writer.close()
-        final_bid = _resolve_bid(bid, header.bid, path.name)
+        notes += header.notes
         if writer.count == 0:
-            raise BadInput(f"{path.name}: the reel holds no devices")
+            raise BadInput(notes[0] if len(notes) == 1 else f"{path.name}: the reel holds no devices")
+        final_bid = _resolve_bid(bid, header.bid, path.name)
         with session_scope(settings) as session:
             already = _existing(session, final_bid, sha256, path.name)
     except BaseException:
@@ -153,8 +153,21 @@ def read_reel(*, settings: Settings, path: Path, bid: str | None = None, fmt: st
     return ReelPlan(
         source_name=path.name, source_sha256=sha256, format=fmt, vendor=header.vendor, bid=final_bid,
         model=header.model, slot=header.slot, entries=writer.count, spool_dir=str(spool),
-        raw_chunks=[str(p) for p in chunks], already_imported=already,
+        raw_chunks=[str(p) for p in chunks], already_imported=already, notes=notes,
     )
+
+
+def _read(reader: Reader, request: ReadRequest, sink: Callable[[RawEntry], None]) -> ReelHeader:
+    """The read step's error boundary: whatever a reader meets in a file is bad input, in one line."""
+    name = request.path.name
+    try:
+        return reader(request, sink)
+    except BinderyError:
+        raise
+    except OSError as exc:
+        raise BadInput(f"{name}: cannot read ({exc.__class__.__name__}: {exc.strerror or exc})") from None
+    except Exception as exc:  # a reader's library met something it did not expect: still the file's fault
+        raise BadInput(f"{name}: unreadable reel ({exc.__class__.__name__}: {one_line(exc)})") from None
 
 
 def verify_chunk(*, plan: ReelPlan, index: int, anchors: Anchors, at: datetime) -> ChunkVerdict:
@@ -236,11 +249,11 @@ def store_reel(*, settings: Settings, plan: ReelPlan, verdicts: Iterable[ChunkVe
             problems += duplicate_problems
             if problems and not skip_invalid:
                 raise ReelRejected(f"{plan.source_name}: reel rejected, {len(problems)} of {plan.entries} "
-                                   "entries are invalid; nothing was imported", problems)
+                                   "entries are invalid; nothing was imported", problems, plan.notes)
             good = sum(v.verified for v in verdicts) - len(bad_refs)
             if good == 0:
                 raise ReelRejected(f"{plan.source_name}: no valid device in the reel; nothing was imported",
-                                   problems)
+                                   problems, plan.notes)
             batch = Batch(bid=plan.bid, vendor=plan.vendor, model=plan.model, slot=plan.slot,
                           device_count=good, source_format=plan.format, source_name=plan.source_name,
                           source_sha256=plan.source_sha256)
@@ -274,7 +287,7 @@ def _insert_devices(session: Session, path: Path, batch_id: int, bad_refs: set[s
 def _report(plan: ReelPlan, imported: int, problems: list[str], already: bool = False) -> ImportReport:
     return ImportReport(bid=plan.bid, source_name=plan.source_name, format=plan.format, vendor=plan.vendor,
                         slot=plan.slot, entries=plan.entries, imported=imported, problems=problems,
-                        already_imported=already)
+                        already_imported=already, notes=plan.notes)
 
 
 def discard_spool(plan: ReelPlan) -> None:

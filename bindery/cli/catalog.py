@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bindery import audit, binding
+from bindery import anchors, audit, binding
 from bindery.catalog import batches, trust
 from bindery.catalog.importer import ImportReport, import_reel
 from bindery.cli.common import (
@@ -33,10 +33,21 @@ reel_app = typer.Typer(help="Vendor reel files.", no_args_is_help=True)
 batch_app = typer.Typer(help="Batches in the catalog.", no_args_is_help=True)
 
 @trust_app.command("add")
-def trust_add(files: Annotated[list[Path], typer.Argument(help="PEM or DER certificate files.")]) -> None:
+def trust_add(
+    files: Annotated[list[Path] | None, typer.Argument(help="PEM or DER certificate files.")] = None,
+    vendor: Annotated[str | None, typer.Option(
+        help=f"Install the public anchors Bindery ships: {', '.join(anchors.VENDORS)} or all.")] = None,
+) -> None:
     """Store CA certificates (roots, intermediates) and Microchip manifest signers."""
+    paths = list(files or [])
+    if vendor is not None:
+        if vendor not in (*anchors.VENDORS, "all"):
+            raise BadInput(f"unknown vendor {vendor!r}: choose one of {', '.join(anchors.VENDORS)} or all")
+        paths += anchors.vendor_files(vendor)
+    if not paths:
+        raise BadInput("name certificate files, or --vendor")
     with session_scope() as session:
-        added = trust.add_anchors(session=session, paths=files, actor=audit.operator_name())
+        added = trust.add_anchors(session=session, paths=paths, actor=audit.operator_name())
     for item in added:
         state = "added" if item.new else "already trusted"
         console().print(f"{state}: {item.kind} {item.subject} ({item.source})")
@@ -70,7 +81,7 @@ def parse_at(value: str | None) -> datetime | None:
 
 @reel_app.command("import")
 def reel_import(
-    file: Annotated[Path, typer.Argument(help="Reel file (or a folder of .pem files).")],
+    file: Annotated[Path, typer.Argument(help="Reel file, or a folder of certificate files or with a manifest.")],
     bid: Annotated[str | None, typer.Option(help="Product Batch ID, when the file carries none.")] = None,
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "auto",
     slot: Annotated[str, typer.Option(help="Infineon certificate set: E0E0 (ECC), E0E1, E0E2 (RSA).")] = "E0E0",
@@ -91,6 +102,8 @@ def reel_import(
                                  skip_invalid=skip_invalid, at=parse_at(at), progress=progress)
         except ReelRejected as exc:
             bar.stop()
+            for note in exc.notes:
+                console_err().print(f"note: {note}")
             for problem in exc.problems:
                 console_err().print(problem)
             raise
@@ -98,6 +111,8 @@ def reel_import(
 
 
 def print_import_report(report: ImportReport) -> None:
+    for note in report.notes:
+        console_err().print(f"note: {note}")
     if report.already_imported:
         console().print(f"{report.source_name} is already imported as batch {report.bid}: nothing to do")
         return

@@ -52,6 +52,7 @@ class ReelHeader:
     bid: str | None = None
     model: str | None = None
     slot: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

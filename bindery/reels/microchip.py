@@ -50,7 +50,15 @@ def read_microchip(request: ReadRequest, sink: Sink) -> ReelHeader:
                 jws = {k: item[k] for k in JWS_FIELDS}
                 sink(RawEntry(ref, device_id=unique_id, group_id=None if group is None else str(group), jws=jws))
     except ijson.JSONError as exc:
-        raise BadInput(f"{source}: malformed JSON manifest ({str(exc).splitlines()[0][:100]})") from None
+        raise BadInput(f"{source}: malformed JSON manifest ({_parser_message(exc)})") from None
     except (EOFError, OSError) as exc:
         raise BadInput(f"{source}: cannot read manifest ({exc.__class__.__name__})") from None
     return header
+
+
+def _parser_message(exc: Exception) -> str:
+    """yajl's message (sometimes bytes, with the offending text drawn under it) as one short line."""
+    text = exc.args[0] if exc.args else ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return (str(text).strip().splitlines() or [exc.__class__.__name__])[0][:100]
