@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
+from rich.markup import escape
 
+from bindery import crashlog
 from bindery.cli import accounts, catalog, clouds, db, demo, provisioning, reconcile, web
 from bindery.cli.common import console_err
 from bindery.errors import BinderyError
@@ -37,10 +42,27 @@ def build_app() -> typer.Typer:
     return app
 
 
+@functools.cache
+def command() -> Callable[..., Any]:
+    """The click command behind the app, built once per process (Typer re-reads every signature on each
+    call, which costs tens of milliseconds)."""
+    return typer.main.get_command(build_app())
+
+
 def main() -> None:
-    """Usage errors are Click's (exit 2, with usage); Bindery's errors are one line with their own code."""
+    """The CLI's error boundary. Usage errors are Click's (exit 2, with usage); Bindery's errors are one
+    line with their own code; anything else is one line naming the log that holds the traceback (exit 1)."""
+    crashlog.route_warnings()
     try:
-        build_app()()
+        command()(prog_name="bindery")
     except BinderyError as exc:
-        console_err().print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        _fail(crashlog.record(exc, " ".join(sys.argv[:3])), 1)
+
+
+def _fail(message: str, code: int) -> None:
+    console_err().print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(code)
