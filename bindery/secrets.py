@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from bindery.errors import BadInput, BinderyError
+from bindery.errors import BinderyError
 from bindery.settings import Settings
 
 log = logging.getLogger("bindery.secrets")
@@ -48,21 +49,13 @@ def decrypt(settings: Settings, token: str) -> str:
                            "encrypted it") from None
 
 
-def read_secret_argument(value: str, option: str) -> str:
-    """A secret given on the command line as itself, ``@FILE`` or ``env:NAME`` (keeps it out of history)."""
-    if value.startswith("@"):
-        path = Path(value[1:])
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise BadInput(f"{option}: cannot read {path} ({exc.__class__.__name__})") from None
-    elif value.startswith("env:"):
-        name = value[4:]
-        text = os.environ.get(name, "").strip()
-        if not text:
-            raise BadInput(f"{option}: environment variable {name} is empty or not set")
-    else:
-        text = value
-    if not text:
-        raise BadInput(f"{option}: empty secret")
-    return text
+@dataclass(frozen=True)
+class Secret:
+    """A secret value, always literal: configuration code never resolves files or variables from it.
+    Only the CLI turns ``@FILE`` / ``env:NAME`` into a Secret (bindery.cli.common.secret_argument);
+    the web takes every string as it is."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED})"

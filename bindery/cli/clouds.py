@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bindery.cli.common import JsonOption, UserOption, acting, console, print_json, print_table
+from bindery.cli.common import JsonOption, UserOption, acting, console, print_json, print_table, secret_argument
 from bindery.clouds import config
 from bindery.clouds.connectors import check_on_add
 from bindery.clouds.tokens import jwks, signing_key
@@ -51,13 +51,15 @@ def add(
     settings = get_settings()
     options = {"account_id": account_id, "gateway_id": gateway_id, "region": region, "stage": stage,
                "interop_url": interop_url, "subscription_id": subscription_id, "type": type_,
-               "credentials": credentials, "url": url, "policy": policy, "thing_prefix": thing_prefix,
+               "url": url, "policy": policy, "thing_prefix": thing_prefix,
                "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
-               "endpoint_url": endpoint_url, "connection_string": connection_string, "quota": quota}
+               "endpoint_url": endpoint_url, "quota": quota}
+    raw = config.pick_secret(kind, {"credentials": credentials, "connection_string": connection_string})
+    secret = secret_argument(raw, f"--{config.SECRET_OPTIONS[kind].replace('_', '-')}") if raw else None
     with session_scope(settings) as session:
         check = check_on_add(session=session, settings=settings, name=name)
         config.add_cloud_api(session=session, settings=settings, actor=acting(session, user), name=name, kind=kind,
-                             options=options, check=None if no_check else check)
+                             options=options, secret=secret, check=None if no_check else check)
     console().print(f"added Product Cloud API {name} ({kind})" + ("" if no_check else ", checked"))
 
 
@@ -118,7 +120,6 @@ def receiver(
     import uvicorn
 
     from bindery.receiver import ReceiverAuth, create_app
-    from bindery.secrets import read_secret_argument
 
     if (basic is None) == (not public_key):
         raise BadInput("give either --public-key FILE (with --audience) or --basic USER:PASS")
@@ -126,7 +127,7 @@ def receiver(
         raise BadInput("--audience is required with --public-key")
     keys = tuple(p.read_text() for p in public_key or [])
     auth = ReceiverAuth(public_keys=keys, audience=audience,
-                        basic=read_secret_argument(basic, "--basic") if basic else None)
+                        basic=secret_argument(basic, "--basic").value if basic else None)
     if (tls_cert is None) != (tls_key is None):
         raise BadInput("--tls-cert and --tls-key go together")
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}

@@ -20,6 +20,7 @@ from bindery.clouds.config import add_cloud_api, change_url, get_cloud_api, secr
 from bindery.db import session_scope
 from bindery.errors import NotFound
 from bindery.reels.demo import write_demo_reel
+from bindery.secrets import Secret
 from bindery.settings import Settings, get_settings
 from models.accounts import Account, User
 from models.clouds import CloudApi
@@ -127,7 +128,7 @@ def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
             existing: CloudApi | None = get_cloud_api(session=session, actor=actor, name=DEMO_CLOUD_API)
         except NotFound:
             existing = None
-        credentials = secret_of(settings, existing) if existing else f"bindery:{secrets.token_urlsafe(18)}"
+        credentials = (secret_of(settings, existing) if existing else None) or f"bindery:{secrets.token_urlsafe(18)}"
     from bindery.receiver import ReceiverAuth, create_app  # FastAPI only when the demo runs
     from bindery.webserver import serve_in_thread
 
@@ -139,8 +140,8 @@ def running_receiver(settings: Settings, out: Path) -> Iterator[str]:
             demo_settings = settings.model_copy(update={"allow_private_targets": True})
             if existing is None:
                 add_cloud_api(session=session, settings=demo_settings, actor=actor, name=DEMO_CLOUD_API, kind="other",
-                              options={"type": "private cloud", "credentials": credentials, "url": url,
-                                       "quota": "1000"})
+                              options={"type": "private cloud", "url": url, "quota": "1000"},
+                              secret=Secret(credentials))
             else:  # the receiver's port changes from run to run
                 change_url(session=session, settings=demo_settings, actor=actor, name=DEMO_CLOUD_API, url=url)
         yield url

@@ -15,7 +15,7 @@ from bindery import audit
 from bindery.access import Action, Actor, require
 from bindery.clouds.urls import check_url
 from bindery.errors import AlreadyExists, BadInput, NotFound
-from bindery.secrets import REDACTED, decrypt, encrypt, read_secret_argument
+from bindery.secrets import REDACTED, Secret, decrypt, encrypt
 from bindery.settings import Settings
 from models.clouds import CloudApi
 
@@ -39,13 +39,19 @@ def _need(options: dict[str, str], field: str) -> str:
     return value
 
 
+def _need_secret(secret: Secret | None, field: str) -> str:
+    if secret is None or not secret.value:
+        raise BadInput(f"--{field.replace('_', '-')} is required for this kind")
+    return secret.value
+
+
 def _match(value: str, pattern: re.Pattern[str], field: str, what: str) -> str:
     if not pattern.fullmatch(value):
         raise BadInput(f"--{field.replace('_', '-')}: {value!r} is not {what}")
     return value
 
 
-def _aws(options: dict[str, str], settings: Settings, check: bool) -> Checked:
+def _aws(options: dict[str, str], _secret: Secret | None, settings: Settings, check: bool) -> Checked:
     account = _match(_need(options, "account_id"), re.compile(r"\d{12}"), "account_id", "a 12-digit AWS account ID")
     gateway = _match(_need(options, "gateway_id"), re.compile(r"[a-z0-9]{1,32}"), "gateway_id",
                      "an API Gateway ID (lower-case letters and digits)")
@@ -57,7 +63,7 @@ def _aws(options: dict[str, str], settings: Settings, check: bool) -> Checked:
                     "audience": account})
 
 
-def _azure(options: dict[str, str], settings: Settings, check: bool) -> Checked:
+def _azure(options: dict[str, str], _secret: Secret | None, settings: Settings, check: bool) -> Checked:
     url = _need(options, "interop_url")
     if not url.startswith("https://"):
         raise BadInput(f"--interop-url: {url!r} must be an https URL")
@@ -70,11 +76,11 @@ def _azure(options: dict[str, str], settings: Settings, check: bool) -> Checked:
     return Checked({"url": url, "subscription_id": subscription, "audience": subscription})
 
 
-def _other(options: dict[str, str], settings: Settings, check: bool) -> Checked:
+def _other(options: dict[str, str], secret: Secret | None, settings: Settings, check: bool) -> Checked:
     label = _need(options, "type")
     if label.lower() not in OTHER_TYPES:
         raise BadInput(f"--type: {label!r} is not one of AWS, Azure, private cloud")
-    credentials = read_secret_argument(_need(options, "credentials"), "--credentials")
+    credentials = _need_secret(secret, "credentials")
     if ":" not in credentials or not credentials.split(":", 1)[0]:
         raise BadInput("--credentials: expected username:password")
     url = check_url(_need(options, "url"), "--url", allow_private=settings.allow_private_targets,
@@ -83,7 +89,7 @@ def _other(options: dict[str, str], settings: Settings, check: bool) -> Checked:
                    credentials)
 
 
-def _aws_iot(options: dict[str, str], settings: Settings, check: bool) -> Checked:
+def _aws_iot(options: dict[str, str], _secret: Secret | None, settings: Settings, check: bool) -> Checked:
     out = {"region": _match(_need(options, "region"), REGION, "region", "an AWS region such as eu-central-1"),
            "policy": _match(_need(options, "policy"), re.compile(r"[\w+=,.@-]{1,128}"), "policy", "an IoT policy name"),
            "thing_prefix": _match(options.get("thing_prefix") or "", re.compile(r"[A-Za-z0-9:_-]{0,64}"),
@@ -110,33 +116,47 @@ def parse_connection_string(text: str) -> dict[str, str]:
     return parts
 
 
-def _azure_hub(options: dict[str, str], settings: Settings, check: bool) -> Checked:
-    secret = read_secret_argument(_need(options, "connection_string"), "--connection-string")
+def _azure_hub(_options: dict[str, str], given: Secret | None, settings: Settings, check: bool) -> Checked:
+    secret = _need_secret(given, "connection_string")
     parts = parse_connection_string(secret)
     return Checked({"host_name": parts["HostName"], "policy_name": parts["SharedAccessKeyName"]}, secret)
 
 
-VALIDATORS: dict[str, Callable[[dict[str, str], Settings, bool], Checked]] = {
+VALIDATORS: dict[str, Callable[[dict[str, str], Secret | None, Settings, bool], Checked]] = {
     "aws": _aws, "azure": _azure, "other": _other, "aws-iot": _aws_iot, "azure-iot-hub": _azure_hub,
 }
 FIELDS = {
     "aws": {"account_id", "gateway_id", "region", "stage"},
     "azure": {"interop_url", "subscription_id"},
-    "other": {"type", "credentials", "url"},
+    "other": {"type", "url"},
     "aws-iot": {"region", "policy", "thing_prefix", "thing_type", "thing_group", "role_arn", "endpoint_url"},
-    "azure-iot-hub": {"connection_string"},
+    "azure-iot-hub": set(),
 }
 
 
-def validate(kind: str, options: dict[str, str | None], settings: Settings, check: bool = True) -> Checked:
+def pick_secret(kind: str, given: dict[str, str | None]) -> str | None:
+    """The raw value of the kind's one secret option among ``given`` (by field name); another kind's
+    secret option is refused like any option that does not apply."""
+    for field_name, value in given.items():
+        if value not in (None, "") and SECRET_OPTIONS.get(kind) != field_name:
+            raise BadInput(f"--{field_name.replace('_', '-')} does not apply to kind {kind}")
+    value = given.get(SECRET_OPTIONS.get(kind, ""))
+    return value if value not in (None, "") else None
+
+
+def validate(kind: str, options: dict[str, str | None], settings: Settings, check: bool = True,
+             secret: Secret | None = None) -> Checked:
+    """Check a kind's options; its one secret (SECRET_OPTIONS) comes apart, as a literal Secret."""
     if kind not in VALIDATORS:
         raise BadInput(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
     given = {k: v for k, v in options.items() if v is not None}
     stray = sorted(set(given) - FIELDS[kind] - {"quota"})
+    if secret is not None and kind not in SECRET_OPTIONS:
+        raise BadInput(f"kind {kind} takes no secret")
     if stray:
         raise BadInput(f"--{stray[0].replace('_', '-')} does not apply to kind {kind}")
     quota = given.pop("quota", None)
-    checked = VALIDATORS[kind]({k: str(v) for k, v in given.items()}, settings, check)
+    checked = VALIDATORS[kind]({k: str(v) for k, v in given.items()}, secret, settings, check)
     if quota is not None:
         try:
             rate = float(quota)
@@ -149,11 +169,13 @@ def validate(kind: str, options: dict[str, str | None], settings: Settings, chec
 
 
 def add_cloud_api(*, session: Session, settings: Settings, actor: Actor, name: str, kind: str,
-                  options: dict[str, str | None], check: Callable[[CloudApi], None] | None = None) -> CloudApi:
+                  options: dict[str, str | None], secret: Secret | None = None,
+                  check: Callable[[CloudApi], None] | None = None) -> CloudApi:
     require(actor, Action.CONFIGURE_CLOUD_API)
     if not NAME.fullmatch(name or ""):
-        raise BadInput(f"invalid Product Cloud API name {name!r}: 1 to 64 letters, digits, space . _ -")
-    checked = validate(kind, options, settings, check=check is not None)
+        shown = name if len(name or "") <= 80 else name[:77] + "..."
+        raise BadInput(f"invalid Product Cloud API name {shown!r}: 1 to 64 letters, digits, space . _ -")
+    checked = validate(kind, options, settings, check=check is not None, secret=secret)
     if _find(session, actor, name) is not None:
         raise AlreadyExists(f"Product Cloud API {name} already exists in account {actor.account_name}")
     api = CloudApi(account_id=actor.account_id, name=name, kind=kind, created_by=actor.email,
