@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     shard_deployment: str = Field(default="provision-shard/provision-shard",
                                   description="Deployment that runs one shard of a sharded provisioning run")
     shard_launches: int = Field(default=3, ge=1, description="Flow runs started per shard before giving up")
+    web_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body the web takes")
+    login_max_failures: int = Field(default=5, ge=1, description="Failed logins per email in a window")
+    login_max_failures_per_client: int = Field(default=20, ge=1,
+                                               description="Failed logins per client address in a window")
+    login_window_seconds: float = Field(default=900.0, gt=0, description="Window of the login limits")
     supervise_seconds: float = Field(default=2.0, gt=0, description="How often a sharded run checks its shards")
 
     @property

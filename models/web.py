@@ -48,11 +48,13 @@ class WebSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class LoginFailure(SQLModel, table=True):
-    """Failed logins, counted per email over a window to slow down password guessing."""
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins in the current window, per key (``email:<address>`` or ``client:<ip>``). A login
+    claims a slot here, in one UPDATE, *before* its password is checked, so concurrent attempts cannot
+    check more passwords than the limit; a success gives its slot back."""
 
-    __tablename__ = "login_failure"
+    __tablename__ = "login_throttle"
 
-    id: int | None = Field(default=None, primary_key=True)
-    email: str = Field(max_length=320, index=True)
-    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    key: str = Field(primary_key=True, max_length=400)
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    failures: int = Field(default=0)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.background import BackgroundTask
 
 from bindery import binding, manifest
@@ -19,6 +19,7 @@ from bindery.clouds.connectors import check_on_add
 from bindery.db import session_scope
 from bindery.errors import BadInput
 from bindery.provisioning import service
+from bindery.secrets import Secret
 from bindery.settings import Settings
 from bindery.web.credentials import NotAuthenticated, actor_for_token
 from bindery.web.jobs import Jobs
@@ -96,23 +97,30 @@ class CloudApiRequest(BaseModel):
     check: bool = Field(default=True, description="contact the target before storing")
 
 
-def cloud_api_options(body: dict[str, Any]) -> dict[str, str | None]:
-    """The add form's fields as the CLI's options; secrets are taken literally (no @FILE or env:NAME on a
-    server: that would read the server's files or environment)."""
+def cloud_api_request(fields: dict[str, Any]) -> CloudApiRequest:
+    """The console form's fields held to the API's own limits (one model for both)."""
+    try:
+        return CloudApiRequest.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = first["loc"][-1] if first["loc"] else "form"
+        raise BadInput(f"{field}: {first['msg']}") from None
+
+
+def cloud_api_options(kind: str, body: dict[str, Any]) -> tuple[dict[str, str | None], Secret | None]:
+    """The add form's fields as the CLI's options, and its secret taken literally: the web never reads a
+    file or a variable for a caller (" @/etc/passwd" is a password of those characters)."""
     options = {k: (str(v) if v not in (None, "") else None) for k, v in body.items()
-               if k not in ("name", "kind", "check")}
-    for field in SECRET_FIELDS:
-        value = options.get(field)
-        if value and (value.startswith("@") or value.startswith("env:")):
-            raise BadInput(f"{field}: give the value itself (@FILE and env:NAME are for the CLI)")
-    return options
+               if k not in ("name", "kind", "check", *SECRET_FIELDS)}
+    raw = config.pick_secret(kind, {field: body.get(field) for field in SECRET_FIELDS})
+    return options, (Secret(str(raw)) if raw is not None else None)
 
 
 def add_cloud_api(settings: Settings, actor: Actor, name: str, kind: str, options: dict[str, str | None],
-                  check: bool) -> dict[str, Any]:
+                  secret: Secret | None, check: bool) -> dict[str, Any]:
     with session_scope(settings) as session:
         api = config.add_cloud_api(session=session, settings=settings, actor=actor, name=name, kind=kind,
-                                   options=options,
+                                   options=options, secret=secret,
                                    check=check_on_add(session=session, settings=settings, name=name) if check else None)
         session.flush()
         return config.public_view(api)
@@ -233,8 +241,8 @@ def list_cloud_apis(request: Request, actor: ActorDep) -> list[dict[str, Any]]:
 @router.post("/cloud-apis", status_code=status.HTTP_201_CREATED, summary="Add a Product Cloud API (admins)")
 def create_cloud_api(request: Request, actor: ActorDep, body: CloudApiRequest) -> dict[str, Any]:
     require(actor, Action.CONFIGURE_CLOUD_API)
-    options = cloud_api_options(body.model_dump())
-    return add_cloud_api(settings_of(request), actor, body.name, body.kind, options, body.check)
+    options, secret = cloud_api_options(body.kind, body.model_dump())
+    return add_cloud_api(settings_of(request), actor, body.name, body.kind, options, secret, body.check)
 
 
 @router.get("/cloud-apis/{name}", summary="One Product Cloud API, secret redacted")

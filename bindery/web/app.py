@@ -3,13 +3,17 @@ API under /api (Bearer tokens) and the server-rendered console (browser sessions
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bindery.errors import AlreadyExists, BadInput, BinderyError, NotFound, PermissionDenied
 from bindery.provisioning.lease import Busy
@@ -23,6 +27,66 @@ CSP = ("default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' 
 STATUS: list[tuple[type[BinderyError], int]] = [
     (NotAuthenticated, 401), (TooManyAttempts, 429), (PermissionDenied, 403), (NotFound, 404),
     (AlreadyExists, 409), (Busy, 409), (BadInput, 422), (BinderyError, 409)]
+
+
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
+log = logging.getLogger("bindery.web")
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413: by Content-Length before anything is read, or,
+    for a streamed body, as soon as it passes the limit (the app then sees the client go away)."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    def _too_large(self) -> Response:
+        return JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, status_code=413,
+                            headers=SECURITY_HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await self._too_large()(scope, receive, send)
+            return
+        seen, overflow, started = 0, False, False
+
+        async def limited() -> Message:
+            nonlocal seen, overflow
+            if overflow:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    overflow = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if overflow:
+                return  # the app's answer to a "disconnect" is replaced by ours
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not overflow:
+                raise
+        if overflow and not started:
+            await self._too_large()(scope, receive, send)
+
+
+def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Where and what, never the input: it may be unencodable (NaN, 1e999) or large."""
+    return [{"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "invalid")),
+             "type": str(error.get("type", "value_error"))} for error in exc.errors()]
 
 
 def status_of(error: BinderyError) -> int:
@@ -43,15 +107,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            if name != "Cache-Control" or name not in response.headers:
+                response.headers[name] = value
         if request.url.path in ("/docs", "/redoc"):  # Swagger UI needs its own script
             response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
-        else:
-            response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    app.add_middleware(BodyLimit, limit=settings.web_max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        detail = validation_detail(exc)
+        if not request.url.path.startswith("/api"):
+            first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
+            field = first["loc"][-1] if first["loc"] else "request"
+            return pages.error_page(request, BadInput(f"{field}: {first['msg']}"), 422)
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        """The web's last boundary: the traceback to the server log, one line to the caller."""
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error ({exc.__class__.__name__})"}, status_code=500,
+                            headers=SECURITY_HEADERS)
 
     @app.exception_handler(BinderyError)
     async def rule_error(request: Request, exc: BinderyError) -> Response:

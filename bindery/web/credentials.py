@@ -1,30 +1,33 @@
 """Passwords, personal API tokens and browser sessions: plain functions the CLI and the web app share.
 
 Only hashes are stored: argon2id for passwords, SHA-256 for tokens and session ids (both are 256-bit
-random values, so a fast hash is enough). Failed logins are counted per email over a window.
+random values, so a fast hash is enough). Failed logins are counted per email and per client address over a window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, update
+from sqlalchemy import case, delete, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from bindery import audit
 from bindery.access import Actor, actor_for, normalise_email
 from bindery.errors import BadInput, BinderyError, NotFound
+from bindery.settings import Settings
 from models.accounts import User
-from models.web import ApiToken, LoginFailure, WebSession
+from models.web import ApiToken, LoginThrottle, WebSession
 
 TOKEN_PREFIX = "bdy_"
 SESSION_HOURS = 12
-MAX_FAILURES, FAILURE_WINDOW = 5, timedelta(minutes=15)
 MIN_PASSWORD = 10
 
 
@@ -62,30 +65,82 @@ def set_password(*, session: Session, email: str, password: str, actor: str) -> 
     audit.record(session=session, actor=actor, action="user.set_password", subject=user.email)
 
 
+@dataclass(frozen=True)
+class LoginLimits:
+    per_email: int
+    per_client: int
+    window: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> LoginLimits:
+        return cls(settings.login_max_failures, settings.login_max_failures_per_client,
+                   timedelta(seconds=settings.login_window_seconds))
+
+
+def _throttle_keys(email: str, client: str | None, limits: LoginLimits) -> list[tuple[str, int]]:
+    keys = [(f"email:{normalise_email(email)[:320]}", limits.per_email)]
+    if client:
+        keys.append((f"client:{client[:64]}", limits.per_client))
+    return keys
+
+
+def _insert_ignoring_conflict(session: Session, key: str, now: datetime) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(LoginThrottle).values(key=key, window_start=now, failures=0)
+                    .on_conflict_do_nothing(index_elements=["key"]))
+
+
+def claim_login_attempt(*, session: Session, email: str, client: str | None, limits: LoginLimits) -> None:
+    """Take one slot per key before a password is checked, each in one ``UPDATE … RETURNING`` (the row
+    lock makes concurrent claims queue), or raise TooManyAttempts. Commit before checking the password."""
+    now = datetime.now(UTC)
+    since = now - limits.window
+    for key, limit in _throttle_keys(email, client, limits):
+        _insert_ignoring_conflict(session, key, now)
+        expired = col(LoginThrottle.window_start) < since
+        open_slot = or_(expired, col(LoginThrottle.failures) < limit)
+        claimed = session.execute(
+            update(LoginThrottle).where(col(LoginThrottle.key) == key, open_slot)
+            .values(failures=case((expired, 1), else_=col(LoginThrottle.failures) + 1),
+                    window_start=case((expired, now), else_=col(LoginThrottle.window_start)))
+            .returning(col(LoginThrottle.failures))).first()
+        if claimed is None:
+            minutes = int(limits.window.total_seconds() // 60)
+            raise TooManyAttempts(f"too many failed logins; try again in {minutes} minutes")
+
+
+def release_login_attempt(*, session: Session, email: str, client: str | None, limits: LoginLimits) -> None:
+    """A successful login gives back the slot it claimed: only failures count."""
+    for key, _limit in _throttle_keys(email, client, limits):
+        session.execute(update(LoginThrottle).where(col(LoginThrottle.key) == key, col(LoginThrottle.failures) > 0)
+                        .values(failures=col(LoginThrottle.failures) - 1))
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the email is unknown, so both cases cost one argon2 verify."""
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
 def check_login(*, session: Session, email: str, password: str) -> Actor:
-    """The user for a correct email and password; one message for every wrong combination."""
-    email = (email or "").strip().lower()
-    since = datetime.now(UTC) - FAILURE_WINDOW
-    failures = session.exec(select(func.count()).select_from(LoginFailure).where(
-        col(LoginFailure.email) == email, col(LoginFailure.at) > since)).one()
-    if failures >= MAX_FAILURES:
-        minutes = FAILURE_WINDOW.seconds // 60
-        raise TooManyAttempts(f"too many failed logins for {email}; try again in {minutes} minutes")
-    user = session.exec(select(User).where(User.email == email)).first()
+    """The user for a correct email and password; one message, and one argon2 verify, for every wrong
+    combination (known or unknown email alike). Call only after claim_login_attempt."""
+    user = session.exec(select(User).where(User.email == normalise_email(email or ""))).first()
+    stored = user.password_hash if user is not None and user.password_hash else None
     try:
-        if user is None or user.password_hash is None:
+        _hasher().verify(stored or _dummy_hash(), password)
+        if stored is None:
             raise VerificationError()
-        _hasher().verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise NotAuthenticated("wrong email or password") from None
-    session.execute(delete(LoginFailure).where(col(LoginFailure.email) == email))
+    assert user is not None
     return actor_for(session=session, email=user.email)
 
 
 def record_login_failure(*, session: Session, email: str) -> None:
-    """Count a failed login (in its own transaction: the failed attempt's was rolled back)."""
+    """Audit a failed login (in its own transaction: the failed attempt's was rolled back)."""
     email = (email or "").strip().lower()[:320]
-    session.add(LoginFailure(email=email))
     audit.record(session=session, actor=email or "anonymous", action="web.login_failed", subject=email)
 
 

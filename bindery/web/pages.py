@@ -3,10 +3,11 @@ with the outcome (or the CLI's error message) to show."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -20,16 +21,21 @@ from bindery.errors import BadInput, BinderyError, PermissionDenied
 from bindery.provisioning import service
 from bindery.web import api
 from bindery.web.credentials import (
+    LoginLimits,
     NotAuthenticated,
     check_login,
+    claim_login_attempt,
     end_session,
     record_login_failure,
+    release_login_attempt,
     session_actor,
     start_session,
 )
 
 router = APIRouter(include_in_schema=False)
-COOKIE, LOGIN_COOKIE = "bindery_session", "bindery_login"
+COOKIE, LOGIN_COOKIE, FLASH_COOKIE = "bindery_session", "bindery_login", "bindery_flash"
+FLASH_LIMIT = 300
+PREFILL_LIMIT = 64
 KIND_FIELDS = {
     "other": [("type", "Type (AWS, Azure or private cloud)", "text"), ("url", "Receiver URL", "url"),
               ("credentials", "Credentials (username:password)", "password")],
@@ -78,22 +84,41 @@ def check_csrf(expected: str, given: str) -> None:
 
 
 def render(request: Request, name: str, who: tuple[Actor, str] | None, status: int = 200, **context: Any) -> Response:
+    """A page; the outcome of the last form (a flash the server set, never text from the URL) is shown once."""
     actor = who[0] if who else None
-    return templates().TemplateResponse(request, name, {
-        "actor": actor, "csrf": who[1] if who else "", "admin": actor is not None and may(actor, Action.PROVISION),
-        "ok": request.query_params.get("ok"), "error": request.query_params.get("error"), **context},
-        status_code=status)
+    flash = read_flash(request)
+    values = {"actor": actor, "csrf": who[1] if who else "",
+              "admin": actor is not None and may(actor, Action.PROVISION),
+              "ok": flash.get("ok"), "error": flash.get("error"), **context}
+    response = templates().TemplateResponse(request, name, values, status_code=status)
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE)
+    return response
+
+
+def read_flash(request: Request) -> dict[str, str]:
+    try:
+        found = json.loads(unquote(request.cookies.get(FLASH_COOKIE, "") or "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: str(v)[:FLASH_LIMIT] for k, v in found.items() if k in ("ok", "error")}
 
 
 def back(path: str, *, ok: str | None = None, error: str | None = None) -> RedirectResponse:
-    query = urlencode({k: v for k, v in (("ok", ok), ("error", error)) if v})
-    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
+    """Redirect after a form; the outcome travels in a short-lived cookie the server sets, so a link can
+    neither forge the console's messages nor make the Location header long."""
+    response = RedirectResponse(path, status_code=303)
+    outcome = {k: v[:FLASH_LIMIT] for k, v in (("ok", ok), ("error", error)) if v}
+    response.set_cookie(FLASH_COOKIE, quote(json.dumps(outcome)), max_age=60, httponly=True, samesite="strict")
+    return response
 
 
 def error_page(request: Request, exc: BinderyError, status: int) -> Response:
     if isinstance(exc, NotAuthenticated):
         return to_login(request)
-    return render(request, "error.html", current(request), status=status, message=str(exc))
+    return render(request, "error.html", current(request), status=status, message=str(exc)[:FLASH_LIMIT])
 
 
 def safe_next(target: str | None) -> str:
@@ -112,15 +137,20 @@ def login_page(request: Request, next: str = "/") -> Response:
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, email: Annotated[str, Form(max_length=320)],
           password: Annotated[str, Form(max_length=1000)], csrf_token: Annotated[str, Form()] = "",
-          next: Annotated[str, Form()] = "/") -> Response:
+          next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
     check_csrf(request.cookies.get(LOGIN_COOKIE, ""), csrf_token)
+    settings = api.settings_of(request)
+    limits, client = LoginLimits.of(settings), request.client.host if request.client else None
     try:
-        with session_scope(api.settings_of(request)) as session:
+        with session_scope(settings) as session:  # committed before the password is checked
+            claim_login_attempt(session=session, email=email, client=client, limits=limits)
+        with session_scope(settings) as session:
             actor = check_login(session=session, email=email, password=password)
+            release_login_attempt(session=session, email=email, client=client, limits=limits)
             cookie, _csrf = start_session(session=session, actor=actor)
     except BinderyError as exc:
-        if isinstance(exc, NotAuthenticated):  # counted for the rate limit and audited, in its own transaction
-            with session_scope(api.settings_of(request)) as session:
+        if isinstance(exc, NotAuthenticated):  # audited in its own transaction
+            with session_scope(settings) as session:
                 record_login_failure(session=session, email=email)
         return render(request, "login.html", None, status=api_status(exc), next=safe_next(next),
                       login_csrf=csrf_token, error=str(exc), email=email)
@@ -165,13 +195,13 @@ def batches_page(request: Request) -> Response:
 @router.get("/bind", response_class=HTMLResponse)
 def bind_page(request: Request, bid: str = "") -> Response:
     who = signed_in(request)
-    return render(request, "bind.html", who, bid=bid, apis=_apis(request, who[0]))
+    return render(request, "bind.html", who, bid=bid[:PREFILL_LIMIT], apis=_apis(request, who[0]))
 
 
 @router.get("/cloud-id", response_class=HTMLResponse)
 def cloud_id_page(request: Request, groupId: str = "") -> Response:
     who = signed_in(request)
-    return render(request, "bind.html", who, bid=groupId, apis=_apis(request, who[0]))
+    return render(request, "bind.html", who, bid=groupId[:PREFILL_LIMIT], apis=_apis(request, who[0]))
 
 
 def _apis(request: Request, actor: Actor) -> list[str]:
@@ -249,18 +279,19 @@ async def add_cloud_api(request: Request) -> Response:
     form = await request.form()
     fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     actor = logged_in(request, fields.pop("csrf_token", ""))
-    name, kind = fields.pop("name", ""), fields.pop("kind", "")
-    check = fields.pop("check", "") == "on"
-    allowed = {f for f, _label, _type in KIND_FIELDS.get(kind, [])} | {"quota"}
+    kind = fields.get("kind", "")
+    allowed = {f for f, _label, _type in KIND_FIELDS.get(kind, [])} | {"quota", "name", "kind"}
     try:
         require(actor, Action.CONFIGURE_CLOUD_API)
         if kind not in KIND_FIELDS:
-            raise BadInput(f"kind: {kind!r} is not one of {', '.join(KIND_FIELDS)}")
-        options = api.cloud_api_options({k: v for k, v in fields.items() if k in allowed})
-        api.add_cloud_api(api.settings_of(request), actor, name, kind, options, check)
+            raise BadInput(f"kind: {kind[:40]!r} is not one of {', '.join(KIND_FIELDS)}")
+        body = api.cloud_api_request({**{k: v for k, v in fields.items() if k in allowed},
+                                      "check": fields.get("check", "") == "on"})
+        options, secret = api.cloud_api_options(kind, body.model_dump())
+        api.add_cloud_api(api.settings_of(request), actor, body.name, kind, options, secret, body.check)
     except BinderyError as exc:
         return back("/provisioning", error=str(exc))
-    return back("/provisioning", ok=f"added Product Cloud API {name} ({kind})")
+    return back("/provisioning", ok=f"added Product Cloud API {body.name} ({kind})")
 
 
 @router.post("/provisioning/cloud-apis/{name}/remove")
