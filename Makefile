@@ -34,23 +34,30 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup --durations=25
 
 bench: $(STAMP)
 	bench/import
 
 ## Operations: a Prefect server (on PostgreSQL when PREFECT_API_DATABASE_CONNECTION_URL is set),
 ## a process worker for the `bindery` pool, the deployments of prefect.yaml, or all of it in one process.
+## The server's address, and the API every client (deploy, worker, flow runs) calls: one port for all.
+SERVER_HOST = $${PREFECT_SERVER_HOST:-127.0.0.1}
+SERVER_PORT = $${PREFECT_SERVER_PORT:-4200}
+CLIENT_API = PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(SERVER_PORT)/api}
+
 server: $(STAMP)
-	$(BIN)/prefect server start --host $${PREFECT_SERVER_HOST:-127.0.0.1} --port $${PREFECT_SERVER_PORT:-4200}
+	PREFECT_UI_API_URL=$${PREFECT_UI_API_URL:-http://$(SERVER_HOST):$(SERVER_PORT)/api} \
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://$(SERVER_HOST):$(SERVER_PORT)/api} \
+		$(BIN)/prefect server start --host $(SERVER_HOST) --port $(SERVER_PORT)
 
 worker: $(STAMP)
-	$(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
-	$(BIN)/prefect worker start --pool bindery
+	$(CLIENT_API) $(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
+	$(CLIENT_API) $(BIN)/prefect worker start --pool bindery
 
 deploy: $(STAMP)
-	$(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
-	BINDERY_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+	$(CLIENT_API) $(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
+	$(CLIENT_API) BINDERY_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 
 serve: $(STAMP)
 	$(BIN)/python -m deployments.serve

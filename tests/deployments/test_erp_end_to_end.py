@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,19 +15,14 @@ from bindery.settings import Settings, get_settings
 from bindery.web.app import create_app as create_web
 from deployments.erp_client import ErpClient
 from deployments.local_cluster import AUTH, start_worker, stop_worker
-from deployments.local_cluster import prefect_server as running_server
 from tests.conftest import Cli
+from tests.deployments.conftest import PREFECT_GROUP
 from tests.support.servers import serve
 from tests.support.world import ADMIN, make_world
 
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    with running_server(tmp_path_factory.mktemp("prefect")) as env:
-        yield env
-
-
 @pytest.mark.slow
+@PREFECT_GROUP
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 def test_erp_starts_bind_and_provision_once(prefect_server: dict[str, str], cli: Cli, settings: Settings,
                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,6 +53,7 @@ def test_erp_starts_bind_and_provision_once(prefect_server: dict[str, str], cli:
 
 
 @pytest.mark.slow
+@PREFECT_GROUP
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_console_runs_provision_now_as_a_flow_run(prefect_server: dict[str, str], cli: Cli, settings: Settings,
                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
