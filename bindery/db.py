@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,11 +12,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session
 
-from bindery.errors import BinderyError, SchemaNotReady
+from bindery.errors import BinderyError, DatabaseUnavailable, SchemaNotReady
 from bindery.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -27,7 +28,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(get_settings().sqlite_busy_timeout * 1000)}")
     cursor.close()
 
 
@@ -39,16 +40,59 @@ def _sqlite_begin(connection: Any) -> None:
 
 @cache
 def engine_for(url: str) -> Engine:
-    """One engine (and connection pool) per database URL and process."""
+    """One engine (and connection pool) per database URL and process, with the timeouts of the settings:
+    nothing waits on a silent network for ever."""
+    settings = get_settings()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": settings.sqlite_busy_timeout,
+                                                  "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    statement_ms = int(settings.database_statement_timeout * 1000)
+    return create_engine(url, pool_pre_ping=True, connect_args={
+        "connect_timeout": max(1, round(settings.database_connect_timeout)),
+        "options": f"-c statement_timeout={statement_ms}"})
+
+
+DISCONNECT_REASONS = (
+    ("connection refused", "connection refused"), ("timeout expired", "connection timed out"),
+    ("could not translate host name", "unknown host"), ("name or service not known", "unknown host"),
+    ("does not exist", "database does not exist"), ("password authentication failed", "authentication failed"),
+    ("server closed the connection", "connection lost"), ("terminating connection", "server shut down"),
+    ("the database system is", "server starting up or shutting down"), ("statement timeout", "statement timed out"),
+    ("consuming input failed", "connection lost"), ("ssl", "connection lost"),
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """An outage (the database unreachable, or gone mid-operation), not a rule or a bug."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def unavailable(exc: BaseException, url: str) -> DatabaseUnavailable:
+    """One line: where (no user or password) and why, without the driver's hints and links."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    reason = next((said for found, said in DISCONNECT_REASONS if found in text),
+                  (text.strip().splitlines() or [exc.__class__.__name__])[0][:120])
+    parsed = make_url(url)
+    where = URL.create(parsed.get_backend_name(), host=parsed.host, port=parsed.port, database=parsed.database)
+    return DatabaseUnavailable(f"database unreachable ({where.render_as_string()}): {reason}")
+
+
+@contextmanager
+def outage_boundary(url: str) -> Iterator[None]:
+    """Database errors that mean an outage become DatabaseUnavailable (exit 1, HTTP 503)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if is_unavailable(exc):
+            raise unavailable(exc, url) from None
+        raise
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
@@ -93,8 +137,11 @@ def ensure_schema(settings: Settings) -> None:
     if url in _checked:
         return
     try:
-        current = current_revision(get_engine(settings))
-    except Exception as exc:  # connection refused, bad URL, ...
+        with outage_boundary(url):
+            current = current_revision(get_engine(settings))
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:  # a bad URL, a missing driver, ...
         raise BinderyError(f"cannot open database {redact_url(url)}: {exc.__class__.__name__}: {exc}") from exc
     head = head_revision()
     if current is None:
@@ -113,10 +160,12 @@ def session_scope(settings: Settings | None = None) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on any error."""
     settings = settings or get_settings()
     ensure_schema(settings)
-    with Session(get_engine(settings), expire_on_commit=False) as session:
+    with outage_boundary(settings.resolved_database_url), \
+            Session(get_engine(settings), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
-            session.rollback()
+            with suppress(DBAPIError):  # the connection may be gone already
+                session.rollback()
             raise

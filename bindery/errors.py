@@ -30,6 +30,14 @@ class PermissionDenied(BinderyError):
     """The acting user may not do this (exit code 1, as documented)."""
 
 
+class DatabaseUnavailable(BinderyError):
+    """The database cannot be reached, or went away mid-operation (HTTP 503; retry later)."""
+
+
+class OutputFailed(BinderyError):
+    """An output could not be written (disk full, permission denied); nothing was left at the target."""
+
+
 class SchemaNotReady(BinderyError):
     """The database schema is missing or behind the code."""
 

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from bindery import audit
 from bindery.access import Action, Actor, owned_batch
 from bindery.csvsafe import neutralise
-from bindery.errors import BadInput
+from bindery.errors import BadInput, OutputFailed
 from models.catalog import Device
 
 COLUMNS = ["device_id", "group_id", "certificate"]
@@ -89,12 +89,16 @@ def export_manifest(*, session: Session, actor: Actor, bid: str, out: str, chunk
     assert batch.id is not None
     path = check_destination(out)
     chunks = _chunks(session, batch.id, chunk_size)
-    if path is None:
-        rows = write_rows(sys.stdout, chunks, batch.bid)
-        sys.stdout.flush()
-        digest = None
-    else:
-        rows, digest = _write_file(path, chunks, batch.bid)
+    try:
+        if path is None:
+            rows = write_rows(sys.stdout, chunks, batch.bid)
+            sys.stdout.flush()
+            digest = None
+        else:
+            rows, digest = _write_file(path, chunks, batch.bid)
+    except OSError as exc:
+        where = "standard output" if path is None else str(path)
+        raise OutputFailed(f"cannot write the Manifest File to {where}: {exc.strerror or exc}") from None
     audit.record(session=session, actor=actor.email, action="manifest.export", subject=batch.bid, rows=rows,
                  out=out, sha256=digest)
     return ManifestReport(batch.bid, rows, out, digest)

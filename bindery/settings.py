@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite under BINDERY_HOME"
     )
+    database_connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to reach the database")
+    database_statement_timeout: float = Field(default=120.0, gt=0, description="PostgreSQL: longest statement, "
+                                              "lock waits included")
+    sqlite_busy_timeout: float = Field(default=30.0, gt=0, description="SQLite: how long a writer waits for the lock")
+    database_retry_seconds: float = Field(default=60.0, ge=0, description="How long a provisioning run keeps "
+                                          "retrying a database write after an outage")
     public_url: str = Field(default="http://localhost:8000", description="Base URL printed in QR codes")
     user: str | None = Field(default=None, description="Acting user's email when --user is not given")
     import_chunk_size: int = Field(default=1000, ge=1, description="Devices per verification chunk")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
 from rich.markup import escape
+from sqlalchemy.exc import DBAPIError
 
 from bindery import crashlog
 from bindery.cli import accounts, catalog, clouds, db, demo, provisioning, reconcile, web
 from bindery.cli.common import console_err
+from bindery.db import is_unavailable, unavailable
 from bindery.errors import BinderyError
+from bindery.settings import get_settings
 
 
 def build_app() -> typer.Typer:
@@ -57,6 +61,10 @@ def main() -> None:
         command()(prog_name="bindery")
     except BinderyError as exc:
         _fail(str(exc), exc.exit_code)
+    except DBAPIError as exc:  # an engine used outside a session scope
+        if not is_unavailable(exc):
+            _fail(crashlog.record(exc, " ".join(sys.argv[:3])), 1)
+        _fail(str(unavailable(exc, get_settings().resolved_database_url)), 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
@@ -64,5 +72,9 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
+    try:
+        sys.stdout.flush()
+    except OSError:  # stdout itself failed (a full disk): do not let the interpreter report it again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     console_err().print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     sys.exit(code)

@@ -41,6 +41,8 @@ def demo() -> None:
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's own 20 s for its temporary server is not enough on a loaded two-core machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     os.environ["BINDERY_ALLOW_PRIVATE_TARGETS"] = "1"  # the demo's receiver listens on loopback
     from flows.bind_batch import bind_batch
     from flows.export_manifest import export_manifest

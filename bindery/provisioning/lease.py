@@ -1,8 +1,9 @@
 """One provisioning run per batch and target at a time: a lease row, renewed as chunks finish.
 
-A second run waits until the lease is free (or expired), then is refused clearly. A lease whose
-holder process is gone (same host, dead pid) is taken over at once, so a rerun after a crash
-does not wait for the expiry.
+A second run waits until the lease is free (or expired), then is refused clearly. A holder is a
+process *and* a run (``host:pid:run``). A lease is taken over at once when its holder process is gone
+(same host, dead pid), or when the holder is this very process but no run of it still holds the lease
+(a web job whose release failed in a database outage), so a rerun never waits for the expiry there.
 """
 
 from __future__ import annotations
@@ -25,8 +26,19 @@ class Busy(BinderyError):
     """Another run holds the batch and target."""
 
 
+_live_holders: set[str] = set()
+
+
 def new_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A holder for a new run of this process, live until ``forget``."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    _live_holders.add(holder)
+    return holder
+
+
+def forget(holder: str) -> None:
+    """The run is over in this process, whether or not its release reached the database."""
+    _live_holders.discard(holder)
 
 
 def _holder_is_dead(holder: str) -> bool:
@@ -34,6 +46,8 @@ def _holder_is_dead(holder: str) -> bool:
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return holder not in _live_holders
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

@@ -14,15 +14,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bindery import audit
 from bindery.access import Action, Actor, actor_for, owned_batch
-from bindery.clouds.base import ConnectorError, Outcome, Transient
+from bindery.clouds.base import Connector, ConnectorError, DeviceCert, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
-from bindery.db import get_engine, session_scope
+from bindery.db import get_engine, is_unavailable, session_scope, unavailable
 from bindery.errors import BadInput, BinderyError
 from bindery.provisioning import lease, records, shards
 from bindery.provisioning.quota import pacer_for
@@ -30,6 +32,8 @@ from bindery.provisioning.ratelimit import PACED_KINDS, cost, rate_for
 from bindery.settings import Settings
 from models.accounts import Binding
 from models.clouds import CloudApi
+
+T = TypeVar("T")
 
 HUB_BULK_LIMIT = 100
 
@@ -150,39 +154,63 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
     return plan
 
 
+def in_transaction(settings: Settings, work: Callable[[Session], T]) -> T:
+    """``work`` in one short transaction, retried through a database outage for up to
+    ``database_retry_seconds``: a chunk the target already confirmed must still be recorded, and a
+    10-second restart should cost seconds, not a rerun."""
+    deadline = time.monotonic() + settings.database_retry_seconds
+    delay = 0.5
+    while True:
+        try:
+            with Session(get_engine(settings)) as session:
+                result = work(session)
+                session.commit()
+                return result
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise unavailable(exc, settings.resolved_database_url) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
     """One chunk, once. Raises Transient when some of its devices should be tried again.
 
     Transactions stay short (SQLite locks the whole file): none is open while the chunk waits for
-    the rate limit or talks to the target."""
-    engine = get_engine(settings)
-    with Session(engine) as session:
+    the rate limit or talks to the target. Records are written only for what the target confirmed."""
+
+    def read_devices(session: Session) -> list[tuple[int, DeviceCert]]:
         if plan.shard_id is not None and not shards.holds(session=session, shard_id=plan.shard_id,
                                                           holder=plan.holder):
             raise ShardLost(f"shard of {plan.bid} into {plan.api_name} was taken over by another run")
-        devices = records.chunk_devices(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
-                                        bounds=plan.chunks[index])
-        session.commit()
+        return records.chunk_devices(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
+                                     bounds=plan.chunks[index])
+
+    devices = in_transaction(settings, read_devices)
     if not devices:
         return ChunkResult(index)
     pks = {cert.device_id: pk for pk, cert in devices}
     bucket = pacer_for(settings, plan.api_id, plan.rate)
     bucket.acquire(cost(plan.kind, len(devices)))
-    with Session(engine) as session:
+
+    def prepare(session: Session) -> Connector:
         records.mark_attempt(session=session, api_id=plan.api_id, device_pks=list(pks.values()))
         api = session.get(CloudApi, plan.api_id)
         assert api is not None
-        connector = connector_for(session=session, settings=settings, api=api)
-        session.commit()
+        return connector_for(session=session, settings=settings, api=api)
+
+    connector = in_transaction(settings, prepare)
     if plan.kind in PACED_KINDS:
         connector.pace = bucket.acquire  # type: ignore[attr-defined]
     try:
         results = connector.provision([cert for _, cert in devices])
     except ConnectorError as exc:
-        with Session(engine) as session:
-            records.record_chunk_error(session=session, api_id=plan.api_id, device_pks=list(pks.values()),
-                                       error=str(exc), error_class="transient" if exc.transient else "permanent")
-            session.commit()
+        error, error_class = str(exc), "transient" if exc.transient else "permanent"
+        in_transaction(settings, lambda session: records.record_chunk_error(
+            session=session, api_id=plan.api_id, device_pks=list(pks.values()), error=error,
+            error_class=error_class))
         if exc.transient:
             if exc.retry_after:
                 bucket.pause(exc.retry_after)
@@ -190,7 +218,8 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
         return ChunkResult(index, failed=len(devices))
     finally:
         connector.close()
-    with Session(engine) as session:
+
+    def record(session: Session) -> None:
         records.apply_results(session=session, api_id=plan.api_id, pks=pks, results=results)
         if plan.shard_id is None:
             lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
@@ -198,7 +227,8 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
         else:
             shards.count_already_present(session=session, shard_id=plan.shard_id,
                                          count=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results))
-        session.commit()
+
+    in_transaction(settings, record)
     transient = [r for r in results if r.outcome is Outcome.FAILED and r.error_class == "transient"]
     if transient:
         retry_after = max((r.retry_after or 0.0 for r in transient), default=0.0) or None
@@ -231,8 +261,11 @@ def run_chunk_with_retries(*, settings: Settings, plan: RunPlan, index: int,
 
 
 def release(settings: Settings, plan: RunPlan) -> None:
-    with session_scope(settings) as session:
-        lease.release(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder)
+    """On every way out of a run: this process stops holding it at once (so it can take the lease over
+    itself), and the row is deleted as soon as the database answers (within the retry window)."""
+    lease.forget(plan.holder)
+    in_transaction(settings, lambda session: lease.release(session=session, batch_id=plan.batch_id,
+                                                           api_id=plan.api_id, holder=plan.holder))
 
 
 def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult]) -> RunReport:

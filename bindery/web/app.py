@@ -12,10 +12,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bindery.errors import AlreadyExists, BadInput, BinderyError, NotFound, PermissionDenied
+from bindery.db import is_unavailable, unavailable
+from bindery.errors import AlreadyExists, BadInput, BinderyError, DatabaseUnavailable, NotFound, PermissionDenied
 from bindery.provisioning.lease import Busy
 from bindery.settings import Settings, get_settings
 from bindery.web.credentials import NotAuthenticated, TooManyAttempts
@@ -26,7 +27,8 @@ CSP = ("default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 STATUS: list[tuple[type[BinderyError], int]] = [
     (NotAuthenticated, 401), (TooManyAttempts, 429), (PermissionDenied, 403), (NotFound, 404),
-    (AlreadyExists, 409), (Busy, 409), (BadInput, 422), (BinderyError, 409)]
+    (AlreadyExists, 409), (Busy, 409), (BadInput, 422), (DatabaseUnavailable, 503), (BinderyError, 409)]
+RETRY_AFTER_SECONDS = "10"
 
 
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
@@ -125,6 +127,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return pages.error_page(request, BadInput(f"{field}: {first['msg']}"), 422)
         return JSONResponse({"detail": detail}, status_code=422)
 
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        if is_unavailable(exc):
+            return await rule_error(request, unavailable(exc, settings.resolved_database_url))
+        return await internal_error(request, exc)
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         """The web's last boundary: the traceback to the server log, one line to the caller."""
@@ -136,7 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def rule_error(request: Request, exc: BinderyError) -> Response:
         if not request.url.path.startswith("/api"):
             return pages.error_page(request, exc, status_of(exc))
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else {}
+        if isinstance(exc, DatabaseUnavailable):
+            headers["Retry-After"] = RETRY_AFTER_SECONDS
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(IntegrityError)

@@ -17,7 +17,7 @@ from bindery import binding
 from bindery.access import Action, Actor, may, require
 from bindery.clouds import config
 from bindery.db import session_scope
-from bindery.errors import BadInput, BinderyError, PermissionDenied
+from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, PermissionDenied
 from bindery.provisioning import service
 from bindery.web import api
 from bindery.web.credentials import (
@@ -118,7 +118,14 @@ def back(path: str, *, ok: str | None = None, error: str | None = None) -> Redir
 def error_page(request: Request, exc: BinderyError, status: int) -> Response:
     if isinstance(exc, NotAuthenticated):
         return to_login(request)
-    return render(request, "error.html", current(request), status=status, message=str(exc)[:FLASH_LIMIT])
+    try:
+        who = None if isinstance(exc, DatabaseUnavailable) else current(request)
+    except DatabaseUnavailable:
+        who = None
+    response = render(request, "error.html", who, status=status, message=str(exc)[:FLASH_LIMIT])
+    if isinstance(exc, DatabaseUnavailable):
+        response.headers["Retry-After"] = "10"
+    return response
 
 
 def safe_next(target: str | None) -> str:

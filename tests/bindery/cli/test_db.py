@@ -47,8 +47,8 @@ def test_unreachable_database_is_one_line(tmp_path: Path, capsys: pytest.Capture
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BINDERY_DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
     result = Cli(capsys, monkeypatch)("batch", "list")
-    assert result.code == 1 and "cannot open database" in result.err
-    assert "secret" not in result.err
+    assert result.code == 1
+    assert result.err == "error: database unreachable (postgresql://127.0.0.1:1/none): connection refused\n"
 
 
 @pytest.mark.parametrize("args", [["reel", "import"], ["batch", "list", "--nope"], ["no-such-command"]])
