@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -21,6 +22,7 @@ from bindery.errors import BinderyError, DatabaseUnavailable, SchemaNotReady
 from bindery.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -82,6 +84,23 @@ def unavailable(exc: BaseException, url: str) -> DatabaseUnavailable:
     parsed = make_url(url)
     where = URL.create(parsed.get_backend_name(), host=parsed.host, port=parsed.port, database=parsed.database)
     return DatabaseUnavailable(f"database unreachable ({where.render_as_string()}): {reason}")
+
+
+def through_outage(call: Callable[[], T], *, url: str, seconds: float) -> T:
+    """``call()``, retried with backoff while the database is unreachable, for up to ``seconds``; then
+    DatabaseUnavailable. For work that must survive a restart (a write after the target confirmed)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise unavailable(exc, url) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 @contextmanager

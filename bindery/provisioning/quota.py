@@ -18,9 +18,9 @@ from typing import Protocol
 
 from sqlalchemy import Engine, text
 
-from bindery.db import get_engine
+from bindery.db import get_engine, through_outage
 from bindery.provisioning.ratelimit import TokenBucket
-from bindery.settings import Settings
+from bindery.settings import Settings, get_settings
 
 # A reservation covers this much of the schedule: few enough round trips, fine enough interleaving.
 BLOCK_SECONDS = 0.2
@@ -62,13 +62,18 @@ class DatabasePace:
                    f"RETURNING {returning.format(now=':now')}")
             params = {**values, "id": self.api_id, "now": time.time()}
         statement = text(sql)
-        with self.engine.begin() as connection:
-            returned = connection.execute(statement, params).scalar_one_or_none()
-            if returned is None:
-                connection.execute(text("INSERT INTO quota_pace (cloud_api_id, next_at, paused_until) "
-                                        "VALUES (:id, 0, 0) ON CONFLICT DO NOTHING"), {"id": self.api_id})
-                returned = connection.execute(statement, params).scalar_one()
-        return float(returned)
+
+        def once() -> float:
+            with self.engine.begin() as connection:
+                returned = connection.execute(statement, params).scalar_one_or_none()
+                if returned is None:
+                    connection.execute(text("INSERT INTO quota_pace (cloud_api_id, next_at, paused_until) "
+                                            "VALUES (:id, 0, 0) ON CONFLICT DO NOTHING"), {"id": self.api_id})
+                    returned = connection.execute(statement, params).scalar_one()
+            return float(returned)
+
+        return through_outage(once, url=self.engine.url.render_as_string(hide_password=True),
+                              seconds=get_settings().database_retry_seconds)
 
     def _reserve(self, count: int) -> list[float]:
         """``count`` consecutive slots as local monotonic times."""

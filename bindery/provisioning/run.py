@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bindery import audit
@@ -24,7 +23,7 @@ from bindery.access import Action, Actor, actor_for, owned_batch
 from bindery.clouds.base import Connector, ConnectorError, DeviceCert, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
-from bindery.db import get_engine, is_unavailable, session_scope, unavailable
+from bindery.db import get_engine, session_scope, through_outage
 from bindery.errors import BadInput, BinderyError
 from bindery.provisioning import lease, records, shards
 from bindery.provisioning.quota import pacer_for
@@ -158,21 +157,14 @@ def in_transaction(settings: Settings, work: Callable[[Session], T]) -> T:
     """``work`` in one short transaction, retried through a database outage for up to
     ``database_retry_seconds``: a chunk the target already confirmed must still be recorded, and a
     10-second restart should cost seconds, not a rerun."""
-    deadline = time.monotonic() + settings.database_retry_seconds
-    delay = 0.5
-    while True:
-        try:
-            with Session(get_engine(settings)) as session:
-                result = work(session)
-                session.commit()
-                return result
-        except DBAPIError as exc:
-            if not is_unavailable(exc):
-                raise
-            if time.monotonic() + delay > deadline:
-                raise unavailable(exc, settings.resolved_database_url) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+    def once() -> T:
+        with Session(get_engine(settings)) as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    return through_outage(once, url=settings.resolved_database_url, seconds=settings.database_retry_seconds)
 
 
 def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
