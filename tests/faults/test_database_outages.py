@@ -27,7 +27,8 @@ from tests.support.world import ADMIN, make_world
 pytestmark = pytest.mark.xdist_group("private-postgresql")
 
 
-def bindery(*args: str, env: dict[str, str], timeout: float = 60, stdout: int | None = None) -> subprocess.CompletedProcess[str]:
+def bindery(*args: str, env: dict[str, str], timeout: float = 60,
+            stdout: int | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bindery.cli", *args], env={**os.environ, **env}, text=True,
                           stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout)
@@ -151,7 +152,7 @@ def test_database_restart_during_provisioning_costs_seconds_not_a_rerun(
     cluster.stop()
     restarted = threading.Timer(4.0, cluster.start)
     restarted.start()
-    out, err = process.communicate(timeout=180)
+    _out, err = process.communicate(timeout=180)
     restarted.join()
     assert process.returncode == 0, err
     assert "Traceback" not in err
