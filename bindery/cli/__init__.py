@@ -36,6 +36,7 @@ def build_app() -> typer.Typer:
     app.command("deprovision")(provisioning.deprovision)
     app.command("reconcile")(reconcile.reconcile)
     app.add_typer(provisioning.settings_app, name="settings")
+    app.add_typer(provisioning.lease_app, name="lease")
     app.add_typer(clouds.cloud_app, name="cloud-api")
     app.add_typer(clouds.keys_app, name="keys")
     app.command("receiver")(clouds.receiver)

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bindery.cli.common import UserOption, acting, acting_email, console, console_err, print_json
+from bindery.cli.common import (
+    JsonOption,
+    UserOption,
+    acting,
+    acting_email,
+    console,
+    console_err,
+    print_json,
+    print_table,
+)
 from bindery.db import session_scope
 from bindery.errors import BadInput, BinderyError
 from bindery.provisioning import service
@@ -106,3 +115,31 @@ def deprovision(bid: str, cloud_api: Annotated[str, typer.Option("--cloud-api", 
         console_err().print(f"not removed: {device_id}: {error}")
     if report.failures:
         raise ProvisioningIncomplete(f"{len(report.failures)} devices of batch {bid} are still in {cloud_api}")
+
+
+lease_app = typer.Typer(help="Run leases: which run holds a batch and target (admins).", no_args_is_help=True)
+
+
+@lease_app.command("list")
+def lease_list(user: UserOption = None, as_json: JsonOption = False) -> None:
+    """The account's batches that a provisioning run holds, with the holder and expiry."""
+    from bindery.provisioning.leases import list_leases
+
+    with session_scope() as session:
+        rows = list_leases(session=session, actor=acting(session, user))
+    if as_json:
+        print_json(rows)
+    else:
+        print_table("Run leases", ["BID", "Product Cloud API", "holder", "expires at", "expired"],
+                    [[r["bid"], r["cloud_api"], r["holder"], r["expires_at"], r["expired"]] for r in rows])
+
+
+@lease_app.command("release")
+def lease_release(bid: str, cloud_api: Annotated[str, typer.Option("--cloud-api", help="Product Cloud API name.")],
+                  user: UserOption = None) -> None:
+    """Clear a stuck lease by hand (only when no run is going: a lost host); audited."""
+    from bindery.provisioning.leases import clear_lease
+
+    with session_scope() as session:
+        holder = clear_lease(session=session, actor=acting(session, user), bid=bid, cloud_api=cloud_api)
+    console().print(f"released the lease of {bid} into {cloud_api} (held by {holder})")
