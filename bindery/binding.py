@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from bindery import audit
 from bindery.access import Action, Actor, owned_batch, require, unknown_bid
 from bindery.errors import BadInput, BinderyError
-from bindery.provisioning.records import provisioned_by_target
+from bindery.provisioning.records import provisioned_by_target, warnings_by_target
 from bindery.reels.base import check_bid
 from models.accounts import Account, Binding, User
 from models.catalog import Batch
@@ -92,6 +92,7 @@ def _view(session: Session, batch: Batch, binding: Binding, bound_by: str, accou
         "bid": batch.bid, "vendor": batch.vendor, "model": batch.model, "slot": batch.slot,
         "devices": batch.device_count, "bound": binding.bound_count,
         "provisioned": provisioned_by_target(session=session, batch_id=batch.id),
+        "warnings": warnings_by_target(session=session, batch_id=batch.id),
         "bound_at": binding.bound_at.isoformat(), "bound_by": bound_by, "target": target.name if target else None,
         "account": account,
     }

@@ -33,7 +33,8 @@ class ReceiverAuth:
 
 
 class Store:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, policy_applied: bool = True):
+        self.policy_applied = policy_applied  # what it answers, like the vendor's: false when its policy is missing
         self.lock = threading.Lock()
         self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute("CREATE TABLE IF NOT EXISTS device (ref TEXT PRIMARY KEY, fingerprint TEXT UNIQUE NOT NULL,"
@@ -109,12 +110,12 @@ def _receive(item: Any, store: Store) -> dict[str, Any]:
     if problem:
         return {"ref": ref, "status": "ERROR", "message": problem}
     return {"ref": ref, "status": "SUCCESS", "endpoint": ENDPOINT, "topic": f"devices/{ref}",
-            "policyApplied": "bindery-reference"}
+            "policyApplied": store.policy_applied}
 
 
-def create_app(auth: ReceiverAuth, db_path: Path) -> FastAPI:
+def create_app(auth: ReceiverAuth, db_path: Path, policy_applied: bool = True) -> FastAPI:
     app = FastAPI(title="Bindery reference receiver", version="1")
-    store = Store(db_path)
+    store = Store(db_path, policy_applied)
 
     @app.post("/", response_model=None)
     @app.post("/interop", response_model=None)

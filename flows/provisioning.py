@@ -11,6 +11,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import wait
 from prefect.states import Completed, Failed, State
 
+from bindery.provisioning.records import POLICY_WARNING
 from bindery.provisioning.run import ChunkResult, RunPlan, RunReport, retry_delay
 from bindery.provisioning.sharded import already_present, supervise
 from bindery.provisioning.shards import LeaseKeeper
@@ -66,11 +67,16 @@ def _sharded(plan: RunPlan) -> RunReport:
 
 def _outcome(report: RunReport) -> State[Any]:
     rows = [{"target": report.cloud_api, "devices": report.devices, "provisioned": report.provisioned,
-             "already present": report.already_present, "failed": report.failed}]
+             "already present": report.already_present, "failed": report.failed,
+             "warnings (policy not applied)": len(report.warned)}]
     artifacts.publish_table("provisioned", f"{report.bid}-{report.cloud_api}", rows,
                             description=f"Batch {report.bid} in {report.cloud_api}")
     summary = {"bid": report.bid, "cloud_api": report.cloud_api, "devices": report.devices,
-               "provisioned": report.provisioned, "failed": report.failed}
+               "provisioned": report.provisioned, "failed": report.failed, "warnings": len(report.warned)}
+    if report.warned:
+        artifacts.publish_problems("provisioning-warnings", f"{report.bid}-{report.cloud_api}",
+                                   f"{len(report.warned)} devices {POLICY_WARNING}",
+                                   [f"{device}: {POLICY_WARNING}" for device in report.warned])
     if report.complete:
         return Completed(message=f"{report.provisioned} devices provisioned", data=summary)
     artifacts.publish_problems("provisioning-failures", f"{report.bid}-{report.cloud_api}",

@@ -17,6 +17,9 @@ class ProvisioningRecordBase(SQLModel):
     error_class: str | None = Field(default=None, max_length=16, description="transient or permanent")
     external_ref: str | None = Field(default=None, max_length=512)
     endpoint: str | None = Field(default=None, max_length=512)
+    topic: str | None = Field(default=None, max_length=512)
+    policy_applied: bool | None = Field(default=None, description="the receiver's word: false = provisioned, "
+                                        "but its IoT policy is missing (a warning)")
     first_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     provisioned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -115,6 +115,8 @@ def receiver(
     db: Annotated[Path, typer.Option(help="SQLite file for received devices.")] = Path("receiver.db"),
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate to serve https.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    no_policy: Annotated[bool, typer.Option("--no-policy", help="Answer policyApplied: false, as a vendor "
+                                                                "receiver whose IoT policy is missing.")] = False,
 ) -> None:
     """Run the reference receiver of the interop protocol."""
     import uvicorn
@@ -131,5 +133,5 @@ def receiver(
     if (tls_cert is None) != (tls_key is None):
         raise BadInput("--tls-cert and --tls-key go together")
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
-    uvicorn.run(create_app(auth, db), host=host, port=port, log_level="info", timeout_graceful_shutdown=5,
+    uvicorn.run(create_app(auth, db, policy_applied=not no_policy), host=host, port=port, log_level="info", timeout_graceful_shutdown=5,
                 **tls)  # type: ignore[arg-type]

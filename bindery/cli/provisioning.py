@@ -20,6 +20,7 @@ from bindery.cli.common import (
 from bindery.db import session_scope
 from bindery.errors import BadInput, BinderyError
 from bindery.provisioning import service
+from bindery.provisioning.records import POLICY_WARNING
 from bindery.provisioning.run import RunReport
 from bindery.settings import get_settings
 
@@ -41,6 +42,9 @@ def print_report(report: RunReport) -> None:
                     f"provisioned ({report.already_present} already present), {report.failed} not provisioned")
     for device_id, error in report.failures:
         console_err().print(f"not provisioned: {device_id}: {error}")
+    if report.warned:
+        console_err().print(f"warning: {len(report.warned)} devices {POLICY_WARNING} (first: {report.warned[0]}); "
+                            "create the policy in the Product Cloud and attach it")
     if not report.complete:
         raise ProvisioningIncomplete(f"{report.failed} devices of batch {report.bid} are not provisioned into "
                                      f"{report.cloud_api}; run `bindery provision` again to retry them")

@@ -80,6 +80,8 @@ class DeviceResult:
     outcome: Outcome
     external_ref: str | None = None
     endpoint: str | None = None
+    topic: str | None = None
+    policy_applied: bool | None = None  # the receiver's word on the device's IoT policy (None: not said)
     error: str | None = None
     error_class: str | None = None  # "transient" or "permanent"
     retry_after: float | None = None

@@ -1,9 +1,19 @@
-"""The interop protocol of the vendor's quickstart receivers (kinds aws, azure, other).
+"""The interop protocol of the vendor's quickstart receivers (kinds aws, azure, other), as they implement it.
 
-``POST <url>`` ``{"action": "provision", "certs": [{"ref", "cert": base64(PEM)}]}`` answers a JSON
-array, one ``{"ref", "status": "SUCCESS", "endpoint", "topic", "policyApplied"}`` or
-``{"ref", "status": "ERROR", "message"}`` per cert; 400/401 carry ``{"error"}``. Auth is a Bearer
-ES256 JWT (aud = AWS account ID or Azure subscription ID) or HTTP Basic (kind other).
+Request: ``POST <url>`` with ``Authorization: Bearer <ES256 JWT>`` (``aud`` = AWS account ID or Azure
+subscription ID; kind other: HTTP Basic) and a JSON body, one of
+  ``{"action": "info"}`` -> ``{"action": "info", "compatibilityVersion": 1}``
+  ``{"action": "provision", "certs": [{"ref": str, "cert": base64(PEM)}, ...]}``
+Answer to provision: a JSON array, one object per cert, matched by ``ref`` (order not relied on):
+  ``{"ref": str, "status": "SUCCESS", "endpoint": str, "topic": str, "policyApplied": bool}`` — the
+  device is registered; ``endpoint`` is where it connects, ``topic`` its MQTT topic, and
+  ``policyApplied: false`` means the receiver's IoT policy was not attached (it does not exist): the
+  device is registered but cannot connect, so Bindery records it as provisioned *with a warning*;
+  ``{"ref": str, "status": "ERROR", "message": str}`` — this cert failed (a permanent failure).
+A cert missing from the array is a permanent failure. Whole-request errors: 400 and 401 carry
+``{"error": str}`` (permanent); 429 and 5xx are transient (``Retry-After`` honoured); API Gateway cuts a
+request at 29 s (504), which is why chunks are sized to the target's time budget.
+Provisioning is idempotent per certificate: the same cert again answers SUCCESS.
 """
 
 from __future__ import annotations
@@ -116,11 +126,25 @@ class InteropConnector:
                 results.append(failed(device.device_id, Permanent("receiver gave no result for this device")))
             elif entry.get("status") == "SUCCESS":
                 results.append(DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=str(entry.get("ref")),
-                                            endpoint=entry.get("endpoint")))
+                                            endpoint=_text(entry.get("endpoint")), topic=_text(entry.get("topic")),
+                                            policy_applied=policy_applied(entry.get("policyApplied"))))
             else:
                 message = str(entry.get("message") or "receiver reported an error")[:300]
                 results.append(failed(device.device_id, Permanent(message)))
         return results
+
+
+def _text(value: Any, limit: int = 512) -> str | None:
+    return str(value)[:limit] if isinstance(value, str) and value else None
+
+
+def policy_applied(value: Any) -> bool | None:
+    """The vendor's receivers answer a boolean; older receivers (Bindery's own, once) a string."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def _no_removal(devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:

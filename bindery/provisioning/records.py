@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
@@ -73,6 +74,7 @@ def apply_results(*, session: Session, api_id: int, pks: dict[str, int], results
                                          "error_class": result.error_class}
         else:
             values = {"status": PROVISIONED, "external_ref": result.external_ref, "endpoint": result.endpoint,
+                      "topic": result.topic, "policy_applied": result.policy_applied,
                       "provisioned_at": now, "last_error": None, "error_class": None}
         session.execute(update(ProvisioningRecord).where(*where).values(**values))
 
@@ -106,6 +108,29 @@ def provisioned_by_target(*, session: Session, batch_id: int) -> dict[str, int]:
         col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.status) == PROVISIONED)
         .group_by(CloudApi.name)).all()
     return {str(name): int(count) for name, count in rows}
+
+
+POLICY_WARNING = "provisioned, but the receiver did not apply its IoT policy: the device cannot connect"
+
+
+def _warned() -> tuple[Any, ...]:
+    return (col(ProvisioningRecord.status) == PROVISIONED, col(ProvisioningRecord.policy_applied).is_(False))
+
+
+def warnings_by_target(*, session: Session, batch_id: int) -> dict[str, int]:
+    """Provisioned devices whose receiver said its policy was not applied, per Product Cloud API."""
+    rows = session.exec(select(CloudApi.name, func.count()).join(
+        ProvisioningRecord, col(ProvisioningRecord.cloud_api_id) == col(CloudApi.id)).where(
+        col(ProvisioningRecord.batch_id) == batch_id, *_warned()).group_by(CloudApi.name)).all()
+    return {str(name): int(count) for name, count in rows}
+
+
+def warned_devices(*, session: Session, batch_id: int, api_id: int, limit: int = 1000) -> list[str]:
+    rows = session.exec(select(Device.device_id).join(
+        ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id)).where(
+        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.cloud_api_id) == api_id,
+        *_warned()).order_by(Device.device_id).limit(limit)).all()
+    return [str(device_id) for device_id in rows]
 
 
 def failures(*, session: Session, batch_id: int, api_id: int, limit: int = 1000) -> list[tuple[str, str]]:

@@ -75,6 +75,7 @@ class RunReport:
     already_present: int
     failed: int
     failures: list[tuple[str, str]]
+    warned: list[str] = field(default_factory=list)  # provisioned, but the receiver's policy was not applied
 
     @property
     def complete(self) -> bool:
@@ -269,7 +270,9 @@ def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult])
         report = RunReport(bid=plan.bid, cloud_api=plan.api_name, devices=total,
                            provisioned=counts.get(records.PROVISIONED, 0),
                            already_present=sum(r.already_present for r in results),
-                           failed=total - counts.get(records.PROVISIONED, 0), failures=problems)
+                           failed=total - counts.get(records.PROVISIONED, 0), failures=problems,
+                           warned=records.warned_devices(session=session, batch_id=plan.batch_id,
+                                                         api_id=plan.api_id))
         audit.record(session=session, actor=plan.user, action="provision.finish", subject=plan.bid,
                      cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed)
     return report
