@@ -68,7 +68,7 @@ def _sharded(plan: RunPlan) -> RunReport:
 def _outcome(report: RunReport) -> State[Any]:
     rows = [{"target": report.cloud_api, "devices": report.devices, "provisioned": report.provisioned,
              "already present": report.already_present, "failed": report.failed,
-             "warnings (policy not applied)": len(report.warned)}]
+             "warnings (policy not applied)": len(report.warned), "request sizes": report.sizes_summary()}]
     artifacts.publish_table("provisioned", f"{report.bid}-{report.cloud_api}", rows,
                             description=f"Batch {report.bid} in {report.cloud_api}")
     summary = {"bid": report.bid, "cloud_api": report.cloud_api, "devices": report.devices,

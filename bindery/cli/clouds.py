@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,46 +22,68 @@ keys_app = typer.Typer(help="Bindery's interop signing key.", no_args_is_help=Tr
 Opt = Annotated[str | None, typer.Option()]
 
 
-@cloud_app.command("add")
-def add(
-    name: str,
-    kind: Annotated[str, typer.Option(help=f"One of {', '.join(config.KINDS)}.")],
-    user: UserOption = None,
-    account_id: Annotated[str | None, typer.Option(help="aws: 12-digit AWS account ID (JWT audience).")] = None,
-    gateway_id: Annotated[str | None, typer.Option(help="aws: API Gateway ID.")] = None,
-    region: Annotated[str | None, typer.Option(help="aws, aws-iot: AWS region.")] = None,
-    stage: Annotated[str | None, typer.Option(help="aws: API Gateway stage.")] = None,
-    interop_url: Annotated[str | None, typer.Option(help="azure: https URL of the interop receiver.")] = None,
-    subscription_id: Annotated[str | None, typer.Option(help="azure: subscription UUID (JWT audience).")] = None,
-    type_: Annotated[str | None, typer.Option("--type", help="other: AWS, Azure or private cloud.")] = None,
-    credentials: Annotated[str | None, typer.Option(help="other: username:password, @FILE or env:NAME.")] = None,
-    url: Annotated[str | None, typer.Option(help="other: https URL (plain http only to loopback).")] = None,
-    policy: Annotated[str | None, typer.Option(help="aws-iot: IoT policy to attach.")] = None,
-    thing_prefix: Annotated[str | None, typer.Option(help="aws-iot: prefix of thing names.")] = None,
-    thing_type: Annotated[str | None, typer.Option(help="aws-iot: thing type.")] = None,
-    thing_group: Annotated[str | None, typer.Option(help="aws-iot: thing group.")] = None,
-    role_arn: Annotated[str | None, typer.Option(help="aws-iot: role to assume in the target account.")] = None,
-    endpoint_url: Annotated[str | None, typer.Option(help="aws-iot: private endpoint (or a test server).")] = None,
-    connection_string: Annotated[str | None, typer.Option(
-        help="azure-iot-hub: service connection string, @FILE or env:NAME.")] = None,
-    quota: Annotated[str | None, typer.Option(
-        help="Rate per second when the provider's quota was raised (default: the published quota).")] = None,
-    no_check: Annotated[bool, typer.Option("--no-check", help="Do not contact the target now.")] = False,
-) -> None:
-    """Register a Product Cloud API for your account."""
-    settings = get_settings()
-    options = {"account_id": account_id, "gateway_id": gateway_id, "region": region, "stage": stage,
-               "interop_url": interop_url, "subscription_id": subscription_id, "type": type_,
-               "url": url, "policy": policy, "thing_prefix": thing_prefix,
-               "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
-               "endpoint_url": endpoint_url, "quota": quota}
-    raw = config.pick_secret(kind, {"credentials": credentials, "connection_string": connection_string})
-    secret = secret_argument(raw, f"--{config.SECRET_OPTIONS[kind].replace('_', '-')}") if raw else None
-    with session_scope(settings) as session:
-        check = check_on_add(session=session, settings=settings, name=name)
-        config.add_cloud_api(session=session, settings=settings, actor=acting(session, user), name=name, kind=kind,
-                             options=options, secret=secret, check=None if no_check else check)
-    console().print(f"added Product Cloud API {name} ({kind})" + ("" if no_check else ", checked"))
+def _cloud_api_command(adding: bool) -> Callable[..., None]:
+    """`cloud-api add` and `cloud-api update` take the same options; update changes only those given."""
+
+    def command(
+        name: str,
+        kind: Annotated[str | None, typer.Option(help=f"add: one of {', '.join(config.KINDS)}.")] = None,
+        user: UserOption = None,
+        account_id: Annotated[str | None, typer.Option(help="aws: 12-digit AWS account ID (JWT audience).")] = None,
+        gateway_id: Annotated[str | None, typer.Option(help="aws: API Gateway ID.")] = None,
+        region: Annotated[str | None, typer.Option(help="aws, aws-iot: AWS region.")] = None,
+        stage: Annotated[str | None, typer.Option(help="aws: API Gateway stage ($default: an HTTP API).")] = None,
+        interop_url: Annotated[str | None, typer.Option(help="azure: https URL of the interop receiver.")] = None,
+        subscription_id: Annotated[str | None, typer.Option(help="azure: subscription UUID (JWT audience).")] = None,
+        type_: Annotated[str | None, typer.Option("--type", help="other: AWS, Azure or private cloud.")] = None,
+        credentials: Annotated[str | None, typer.Option(help="other: username:password, @FILE or env:NAME.")] = None,
+        url: Annotated[str | None, typer.Option(help="other: https URL (plain http only to loopback); aws: any "
+                                                     "https URL instead of gateway/region/stage.")] = None,
+        policy: Annotated[str | None, typer.Option(help="aws-iot: IoT policy to attach.")] = None,
+        thing_prefix: Annotated[str | None, typer.Option(help="aws-iot: prefix of thing names.")] = None,
+        thing_type: Annotated[str | None, typer.Option(help="aws-iot: thing type.")] = None,
+        thing_group: Annotated[str | None, typer.Option(help="aws-iot: thing group.")] = None,
+        role_arn: Annotated[str | None, typer.Option(help="aws-iot: role to assume in the target account.")] = None,
+        endpoint_url: Annotated[str | None, typer.Option(help="aws-iot: private endpoint (or a test server).")] = None,
+        connection_string: Annotated[str | None, typer.Option(
+            help="azure-iot-hub: service connection string, @FILE or env:NAME.")] = None,
+        quota: Annotated[str | None, typer.Option(
+            help="Rate per second when the provider's quota was raised (default: the published quota).")] = None,
+        chunk_size: Annotated[str | None, typer.Option(
+            help="Most devices per request or chunk (interop kinds size requests to the time budget below it).")
+        ] = None,
+        timeout: Annotated[str | None, typer.Option(help="Seconds before a request to the target times out.")] = None,
+        no_check: Annotated[bool, typer.Option("--no-check", help="Do not contact the target now.")] = False,
+    ) -> None:
+        settings = get_settings()
+        options = {"account_id": account_id, "gateway_id": gateway_id, "region": region, "stage": stage,
+                   "interop_url": interop_url, "subscription_id": subscription_id, "type": type_,
+                   "url": url, "policy": policy, "thing_prefix": thing_prefix,
+                   "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
+                   "endpoint_url": endpoint_url, "quota": quota, "chunk_size": chunk_size, "timeout": timeout}
+        with session_scope(settings) as session:
+            actor = acting(session, user)
+            if not adding:
+                if kind is not None:
+                    raise BadInput("--kind cannot change: remove the API and add it again")
+                kind = config.get_cloud_api(session=session, actor=actor, name=name).kind
+            if kind is None:
+                raise BadInput("--kind is required")
+            raw = config.pick_secret(kind, {"credentials": credentials, "connection_string": connection_string})
+            secret = secret_argument(raw, f"--{config.SECRET_OPTIONS[kind].replace('_', '-')}") if raw else None
+            check = None if no_check else check_on_add(session=session, settings=settings, name=name)
+            change = config.add_cloud_api if adding else config.update_cloud_api
+            change(session=session, settings=settings, actor=actor, name=name,
+                   options=options, secret=secret, check=check, **({"kind": kind} if adding else {}))
+        done = "added" if adding else "updated"
+        console().print(f"{done} Product Cloud API {name} ({kind})" + ("" if no_check else ", checked"))
+
+    return command
+
+
+cloud_app.command("add", help="Register a Product Cloud API for your account.")(_cloud_api_command(adding=True))
+cloud_app.command("update", help="Change options of a Product Cloud API (its records are kept).")(
+    _cloud_api_command(adding=False))
 
 
 @cloud_app.command("list")
@@ -133,5 +156,5 @@ def receiver(
     if (tls_cert is None) != (tls_key is None):
         raise BadInput("--tls-cert and --tls-key go together")
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert and tls_key else {}
-    uvicorn.run(create_app(auth, db, policy_applied=not no_policy), host=host, port=port, log_level="info", timeout_graceful_shutdown=5,
-                **tls)  # type: ignore[arg-type]
+    uvicorn.run(create_app(auth, db, policy_applied=not no_policy), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=5, **tls)  # type: ignore[arg-type]

@@ -42,6 +42,8 @@ def print_report(report: RunReport) -> None:
                     f"provisioned ({report.already_present} already present), {report.failed} not provisioned")
     for device_id, error in report.failures:
         console_err().print(f"not provisioned: {device_id}: {error}")
+    if report.request_sizes:
+        console().print(f"requests sized to the target: {report.sizes_summary()}")
     if report.warned:
         console_err().print(f"warning: {len(report.warned)} devices {POLICY_WARNING} (first: {report.warned[0]}); "
                             "create the policy in the Product Cloud and attach it")

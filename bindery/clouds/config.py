@@ -20,6 +20,8 @@ from bindery.settings import Settings
 from models.clouds import CloudApi
 
 KINDS = ("aws", "azure", "other", "aws-iot", "azure-iot-hub")
+DEFAULT_STAGE = "$default"
+COMMON_OPTIONS = ("quota", "chunk_size", "timeout")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 OTHER_TYPES = {"aws": "AWS", "azure": "Azure", "private cloud": "private cloud"}
@@ -51,16 +53,34 @@ def _match(value: str, pattern: re.Pattern[str], field: str, what: str) -> str:
     return value
 
 
+def aws_gateway_url(gateway: str, region: str, stage: str) -> str:
+    """The receiver's URL on a REST API stage, or on an HTTP API's ``$default`` stage (no stage in the path)."""
+    prefix = "" if stage == DEFAULT_STAGE else f"/{stage}"
+    return f"https://{gateway}.execute-api.{region}.amazonaws.com{prefix}/interop"
+
+
 def _aws(options: dict[str, str], _secret: Secret | None, settings: Settings, check: bool) -> Checked:
+    """Gateway, region and stage make the URL; ``url`` instead takes any https URL (a custom domain, an HTTP
+    API without a stage). The JWT audience stays the account ID either way."""
     account = _match(_need(options, "account_id"), re.compile(r"\d{12}"), "account_id", "a 12-digit AWS account ID")
-    gateway = _match(_need(options, "gateway_id"), re.compile(r"[a-z0-9]{1,32}"), "gateway_id",
-                     "an API Gateway ID (lower-case letters and digits)")
-    region = _match(_need(options, "region"), REGION, "region", "an AWS region such as eu-central-1")
-    stage = _match(_need(options, "stage"), re.compile(r"[A-Za-z0-9_-]{1,128}"), "stage", "an API Gateway stage")
-    url = f"https://{gateway}.execute-api.{region}.amazonaws.com/{stage}/interop"
-    check_url(url, "--gateway-id/--region", allow_private=settings.allow_private_targets, must_resolve=check)
-    return Checked({"account_id": account, "gateway_id": gateway, "region": region, "stage": stage, "url": url,
-                    "audience": account})
+    out = {"account_id": account, "audience": account}
+    for field_name, pattern, what in (
+        ("gateway_id", re.compile(r"[a-z0-9]{1,32}"), "an API Gateway ID (lower-case letters and digits)"),
+        ("region", REGION, "an AWS region such as eu-central-1"),
+        ("stage", re.compile(r"\$default|[A-Za-z0-9_-]{1,128}"), "an API Gateway stage (or $default)"),
+    ):
+        if options.get(field_name) or not options.get("url"):
+            out[field_name] = _match(_need(options, field_name), pattern, field_name, what)
+    if options.get("url"):
+        url = options["url"].strip()
+        if not url.startswith("https://"):
+            raise BadInput(f"--url: {url[:200]!r} must be an https URL")
+        out["url"] = check_url(url, "--url", allow_private=settings.allow_private_targets, must_resolve=check)
+    else:
+        out["url"] = aws_gateway_url(out["gateway_id"], out["region"], out["stage"])
+        check_url(out["url"], "--gateway-id/--region", allow_private=settings.allow_private_targets,
+                  must_resolve=check)
+    return Checked(out)
 
 
 def _azure(options: dict[str, str], _secret: Secret | None, settings: Settings, check: bool) -> Checked:
@@ -126,7 +146,7 @@ VALIDATORS: dict[str, Callable[[dict[str, str], Secret | None, Settings, bool], 
     "aws": _aws, "azure": _azure, "other": _other, "aws-iot": _aws_iot, "azure-iot-hub": _azure_hub,
 }
 FIELDS = {
-    "aws": {"account_id", "gateway_id", "region", "stage"},
+    "aws": {"account_id", "gateway_id", "region", "stage", "url"},
     "azure": {"interop_url", "subscription_id"},
     "other": {"type", "url"},
     "aws-iot": {"region", "policy", "thing_prefix", "thing_type", "thing_group", "role_arn", "endpoint_url"},
@@ -150,22 +170,32 @@ def validate(kind: str, options: dict[str, str | None], settings: Settings, chec
     if kind not in VALIDATORS:
         raise BadInput(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
     given = {k: v for k, v in options.items() if v is not None}
-    stray = sorted(set(given) - FIELDS[kind] - {"quota"})
+    stray = sorted(set(given) - FIELDS[kind] - set(COMMON_OPTIONS))
     if secret is not None and kind not in SECRET_OPTIONS:
         raise BadInput(f"kind {kind} takes no secret")
     if stray:
         raise BadInput(f"--{stray[0].replace('_', '-')} does not apply to kind {kind}")
-    quota = given.pop("quota", None)
+    common = {name: given.pop(name) for name in COMMON_OPTIONS if name in given}
     checked = VALIDATORS[kind]({k: str(v) for k, v in given.items()}, secret, settings, check)
-    if quota is not None:
-        try:
-            rate = float(quota)
-        except ValueError:
-            rate = 0.0
-        if not 0 < rate <= 100_000:
-            raise BadInput(f"--quota: {quota!r} is not a positive rate per second")
-        checked.settings["quota"] = str(rate)
+    for name, value in common.items():
+        checked.settings[name] = _common_option(name, str(value))
     return checked
+
+
+COMMON_LIMITS = {"quota": (0.0, 100_000.0, "a positive rate per second"),
+                 "chunk_size": (1, 1000, "a whole number of devices from 1 to 1000"),
+                 "timeout": (1, 600, "seconds from 1 to 600")}
+
+
+def _common_option(name: str, value: str) -> str:
+    low, high, what = COMMON_LIMITS[name]
+    try:
+        number = int(value) if name == "chunk_size" else float(value)
+    except ValueError:
+        number = None
+    if number is None or not (low < number <= high if name == "quota" else low <= number <= high):
+        raise BadInput(f"--{name.replace('_', '-')}: {value[:40]!r} is not {what}")
+    return str(number)
 
 
 def add_cloud_api(*, session: Session, settings: Settings, actor: Actor, name: str, kind: str,
@@ -216,18 +246,36 @@ def remove_cloud_api(*, session: Session, actor: Actor, name: str) -> None:
                  account=actor.account_name)
 
 
-def change_url(*, session: Session, settings: Settings, actor: Actor, name: str, url: str) -> CloudApi:
-    """Point an `other` Product Cloud API at a new URL, under the same rules as `add`."""
+def update_cloud_api(*, session: Session, settings: Settings, actor: Actor, name: str,
+                     options: dict[str, str | None], secret: Secret | None = None,
+                     check: Callable[[CloudApi], None] | None = None) -> CloudApi:
+    """Change some options of a Product Cloud API (URL, credentials, quota, chunk size, timeout), validated
+    as `add` validates them; its records, and so what it already holds, are kept."""
+    require(actor, Action.CONFIGURE_CLOUD_API)
     api = get_cloud_api(session=session, actor=actor, name=name)
-    if api.kind != "other":
-        raise BadInput(f"{name}: only kind other has a --url to change")
-    values = settings_of(api)
-    values["url"] = check_url(url, "--url", allow_private=settings.allow_private_targets, allow_http_loopback=True,
-                              must_resolve=False)
-    api.settings_json = json.dumps(values, sort_keys=True)
+    stored = settings_of(api)
+    given = {k: v for k, v in options.items() if v not in (None, "")}
+    merged: dict[str, str | None] = {k: stored[k] for k in (*FIELDS[api.kind], *COMMON_OPTIONS) if k in stored}
+    if api.kind == "aws" and "url" in merged and merged["url"] == aws_gateway_url(
+            stored.get("gateway_id", ""), stored.get("region", ""), stored.get("stage", "")):
+        del merged["url"]  # derived, not given: it follows the gateway, region and stage
+    merged.update(given)
+    kept = Secret(secret_of(settings, api) or "") if api.secret_token else None
+    checked = validate(api.kind, merged, settings, check=check is not None, secret=secret or kept)
+    api.settings_json = json.dumps(checked.settings, sort_keys=True)
+    if secret is not None:
+        api.secret_token = encrypt(settings, secret.value)
+    if check is not None:
+        check(api)
     session.add(api)
-    audit.record(session=session, actor=actor.email, action="cloud_api.change_url", subject=name)
+    audit.record(session=session, actor=actor.email, action="cloud_api.update", subject=name,
+                 fields=sorted([*given, *(["secret"] if secret is not None else [])]))
     return api
+
+
+def change_url(*, session: Session, settings: Settings, actor: Actor, name: str, url: str) -> CloudApi:
+    """Point an interop Product Cloud API at a new URL (the demo's receiver changes port from run to run)."""
+    return update_cloud_api(session=session, settings=settings, actor=actor, name=name, options={"url": url})
 
 
 def settings_of(api: CloudApi) -> dict[str, str]:

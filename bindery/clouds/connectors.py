@@ -19,6 +19,7 @@ INTEROP_KINDS = ("aws", "azure", "other")
 
 def connector_for(*, session: Session, settings: Settings, api: CloudApi) -> Connector:
     options = settings_of(api)
+    timeout = float(options.get("timeout") or settings.http_timeout)
     if api.kind in INTEROP_KINDS:
         if api.kind == "other":
             auth = basic(secret_of(settings, api) or "")
@@ -26,16 +27,16 @@ def connector_for(*, session: Session, settings: Settings, api: CloudApi) -> Con
             signer = signing_key(session=session, settings=settings)
             audience = options["audience"]
             auth = bearer(lambda: signer.token(audience))
-        return InteropConnector(options["url"], auth, timeout=settings.http_timeout,
-                                allow_private=settings.allow_private_targets)
+        return InteropConnector(options["url"], auth, timeout=timeout, allow_private=settings.allow_private_targets,
+                                max_request=int(options.get("chunk_size") or settings.provision_chunk_size))
     if api.kind == "aws-iot":
         from bindery.clouds.aws_iot import AwsIotConnector
 
-        return AwsIotConnector(options, timeout=settings.http_timeout, parallel=settings.aws_device_concurrency)
+        return AwsIotConnector(options, timeout=timeout, parallel=settings.aws_device_concurrency)
     if api.kind == "azure-iot-hub":
         from bindery.clouds.azure_hub import AzureHubConnector
 
-        return AzureHubConnector(secret_of(settings, api) or "", timeout=settings.http_timeout)
+        return AzureHubConnector(secret_of(settings, api) or "", timeout=timeout)
     raise ValueError(f"unknown kind {api.kind}")
 
 

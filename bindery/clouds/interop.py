@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -64,13 +66,63 @@ def _error_text(response: httpx.Response) -> str:
     return response.reason_phrase or "no reason given"
 
 
+class RequestCut(Transient):
+    """The request took too long: it timed out, or a gateway cut it (504). The receiver may have done the
+    work anyway; its devices are re-sent in smaller requests (receivers are idempotent)."""
+
+
+START_SIZE = 5
+BUDGET_SECONDS = 20.0  # under API Gateway's 29 s cut
+
+
+@dataclass
+class RequestSizer:
+    """How many certificates one request carries, learned from the target (Little's law on one request):
+    start small, grow while requests take under half the time budget, halve on a cut, never above
+    ``maximum``. One per target URL and process, shared by the chunks in flight."""
+
+    budget: float
+    maximum: int
+    size: int = START_SIZE
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def current(self) -> int:
+        return max(1, min(self.size, self.maximum))
+
+    def took(self, devices: int, seconds: float) -> None:
+        fits = max(1, int(self.budget / 2 / max(seconds / devices, 1e-6)))
+        with self.lock:
+            if seconds < self.budget / 2:
+                self.size = min(self.maximum, max(self.size + 1, min(self.size * 2, fits)))
+            else:
+                self.size = max(1, min(self.size, fits))
+
+    def cut(self) -> None:
+        with self.lock:
+            self.size = max(1, self.current() // 2)
+
+
+_sizers: dict[tuple[str, int, float], RequestSizer] = {}
+_sizers_lock = threading.Lock()
+
+
+def sizer_for(url: str, maximum: int, timeout: float) -> RequestSizer:
+    """The target's sizer; its budget is 20 s, or two thirds of a shorter timeout."""
+    budget = min(BUDGET_SECONDS, timeout * 2 / 3)
+    with _sizers_lock:
+        return _sizers.setdefault((url, maximum, budget), RequestSizer(budget=budget, maximum=maximum))
+
+
 class InteropConnector:
-    """One receiver URL; ``auth`` builds the Authorization header for each request."""
+    """One receiver URL; ``auth`` builds the Authorization header for each request. A chunk is sent in
+    requests sized by the target's RequestSizer; ``request_sizes`` lists them, for the run's report."""
 
     def __init__(self, url: str, auth: Callable[[], str], *, timeout: float, allow_private: bool,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, max_request: int = 100):
         self.url, self.auth, self.allow_private = url, auth, allow_private
         self.client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self.sizer = sizer_for(url, max_request, timeout)
+        self.request_sizes: list[int] = []
 
     def close(self) -> None:
         self.client.close()
@@ -84,12 +136,16 @@ class InteropConnector:
             raise Permanent(str(exc)) from None
         try:
             response = self.client.post(self.url, json=body, headers={"Authorization": self.auth()})
+        except httpx.ReadTimeout as exc:
+            raise RequestCut(f"timeout talking to {self.url} ({exc.__class__.__name__})") from None
         except httpx.TimeoutException as exc:
             raise Transient(f"timeout talking to {self.url} ({exc.__class__.__name__})") from None
         except httpx.TransportError as exc:
             raise Transient(f"connection to {self.url} failed ({exc.__class__.__name__})") from None
         if response.status_code == 429:
             raise Transient(f"throttled by the receiver (429): {_error_text(response)}", retry_after(response))
+        if response.status_code == 504:
+            raise RequestCut(f"the request was cut (504 from {self.url}): {_error_text(response)}")
         if response.status_code >= 500:
             raise Transient(f"receiver error {response.status_code}: {_error_text(response)}", retry_after(response))
         if response.status_code >= 400:
@@ -114,6 +170,30 @@ class InteropConnector:
                             f"{COMPATIBILITY_VERSION}")
 
     def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+        """The chunk in requests of the sizer's size. A cut request's devices are probed in smaller requests;
+        after another transient failure the rest of the chunk is reported transient (retried by the run)."""
+        results: list[DeviceResult] = []
+        pending = list(devices)
+        while pending:
+            part = pending[:self.sizer.current()]
+            started = time.monotonic()
+            try:
+                answered = self._request(part)
+            except RequestCut as exc:
+                self.sizer.cut()
+                if len(part) > 1:
+                    continue  # the same devices again, in smaller requests
+                results.append(failed(part[0].device_id, exc))
+            except Transient as exc:
+                return results + [failed(d.device_id, exc) for d in pending]
+            else:
+                self.sizer.took(len(part), time.monotonic() - started)
+                self.request_sizes.append(len(part))
+                results += answered
+            pending = pending[len(part):]
+        return results
+
+    def _request(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
         certs = [{"ref": d.device_id, "cert": base64.b64encode(d.certificate_pem.encode()).decode()} for d in devices]
         answer = self._post({"action": "provision", "certs": certs})
         if not isinstance(answer, list) or not all(isinstance(a, dict) for a in answer):

@@ -56,6 +56,7 @@ class RunPlan:
     chunks: list[tuple[int, int]] = field(default_factory=list)
     to_do: int = 0
     shard_id: int | None = None
+    chunk_limit: int | None = None  # the Cloud API's own --chunk-size
 
 
 @dataclass
@@ -64,6 +65,7 @@ class ChunkResult:
     provisioned: int = 0
     already_present: int = 0
     failed: int = 0
+    request_sizes: list[int] = field(default_factory=list)  # certificates per request, as the target allowed
 
 
 @dataclass
@@ -76,10 +78,18 @@ class RunReport:
     failed: int
     failures: list[tuple[str, str]]
     warned: list[str] = field(default_factory=list)  # provisioned, but the receiver's policy was not applied
+    request_sizes: list[int] = field(default_factory=list)  # the sizes interop requests took, in order
 
     @property
     def complete(self) -> bool:
         return self.failed == 0 and self.provisioned == self.devices
+
+    def sizes_summary(self) -> str:
+        """The sizes interop requests took as they changed: "5 -> 10 -> 20 -> 25 certificates (24 requests)"."""
+        sizes = self.request_sizes
+        steps = [size for i, size in enumerate(sizes) if i == 0 or size != sizes[i - 1]]
+        shown = " -> ".join(map(str, steps[:12])) + (" -> ..." if len(steps) > 12 else "")
+        return f"{shown} certificates ({len(sizes)} requests)" if sizes else ""
 
 
 def resolve_target(*, session: Session, actor: Actor, binding: Binding, cloud_api: str | None,
@@ -93,9 +103,10 @@ def resolve_target(*, session: Session, actor: Actor, binding: Binding, cloud_ap
     return api
 
 
-def chunk_size(settings: Settings, kind: str) -> int:
-    size = settings.provision_chunk_size
-    return min(size, HUB_BULK_LIMIT) if kind == "azure-iot-hub" else size
+def chunk_size(settings: Settings, plan: RunPlan) -> int:
+    """Devices per chunk (one task): the Cloud API's --chunk-size, else the setting; at most IoT Hub's bulk limit."""
+    size = plan.chunk_limit or settings.provision_chunk_size
+    return min(size, HUB_BULK_LIMIT) if plan.kind == "azure-iot-hub" else size
 
 
 @dataclass(frozen=True)
@@ -127,8 +138,10 @@ def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
 
 def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
     assert api.id is not None
+    options = settings_of(api)
     return RunPlan(bid=bid, batch_id=batch_id, api_name=api.name, api_id=api.id, kind=api.kind,
-                   rate=rate_for(api.kind, settings_of(api).get("quota")), holder=lease.new_holder(), user=actor)
+                   rate=rate_for(api.kind, options.get("quota")), holder=lease.new_holder(), user=actor,
+                   chunk_limit=int(options["chunk_size"]) if options.get("chunk_size") else None)
 
 
 def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
@@ -143,7 +156,7 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
         with session_scope(settings) as session:
             records.ensure_records(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
             plan.chunks = records.chunk_bounds(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
-                                               size=chunk_size(settings, plan.kind))
+                                               size=chunk_size(settings, plan))
             counts = records.status_counts(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
             plan.to_do = sum(n for status, n in counts.items() if status != records.PROVISIONED)
             audit.record(session=session, actor=plan.user, action="provision.start", subject=plan.bid,
@@ -199,6 +212,7 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
         connector.pace = bucket.acquire  # type: ignore[attr-defined]
     try:
         results = connector.provision([cert for _, cert in devices])
+        sizes = list(getattr(connector, "request_sizes", []))
     except ConnectorError as exc:
         error, error_class = str(exc), "transient" if exc.transient else "permanent"
         in_transaction(settings, lambda session: records.record_chunk_error(
@@ -231,7 +245,7 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
                         retry_after)
     return ChunkResult(index, provisioned=sum(r.outcome is Outcome.PROVISIONED for r in results),
                        already_present=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results),
-                       failed=sum(r.outcome is Outcome.FAILED for r in results))
+                       failed=sum(r.outcome is Outcome.FAILED for r in results), request_sizes=sizes)
 
 
 def retry_delay(attempt: int, base: float, retry_after: float | None = None) -> float:
@@ -272,7 +286,9 @@ def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult])
                            already_present=sum(r.already_present for r in results),
                            failed=total - counts.get(records.PROVISIONED, 0), failures=problems,
                            warned=records.warned_devices(session=session, batch_id=plan.batch_id,
-                                                         api_id=plan.api_id))
+                                                         api_id=plan.api_id),
+                           request_sizes=[size for r in sorted(results, key=lambda r: r.index)
+                                          for size in r.request_sizes])
         audit.record(session=session, actor=plan.user, action="provision.finish", subject=plan.bid,
                      cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed)
     return report

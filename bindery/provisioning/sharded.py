@@ -106,7 +106,7 @@ def start_shard(*, settings: Settings, user: str, bid: str, cloud_api: str, shar
             return None
         plan.shard_id = row.id
         plan.chunks = records.chunk_bounds(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
-                                           size=chunk_size(settings, plan.kind),
+                                           size=chunk_size(settings, plan),
                                            within=(row.first_device_id, row.last_device_id))
     return plan
 
