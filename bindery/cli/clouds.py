@@ -8,10 +8,20 @@ from typing import Annotated
 
 import typer
 
-from bindery.cli.common import JsonOption, UserOption, acting, console, print_json, print_table, secret_argument
+from bindery.cli.common import (
+    JsonOption,
+    UserOption,
+    acting,
+    console,
+    console_err,
+    print_json,
+    print_table,
+    secret_argument,
+)
 from bindery.clouds import config
 from bindery.clouds.connectors import check_on_add
 from bindery.clouds.tokens import jwks, signing_key
+from bindery.clouds.urls import deferred_to_proxy
 from bindery.db import session_scope
 from bindery.errors import BadInput
 from bindery.settings import get_settings
@@ -73,10 +83,14 @@ def _cloud_api_command(adding: bool) -> Callable[..., None]:
             secret = secret_argument(raw, f"--{config.SECRET_OPTIONS[kind].replace('_', '-')}") if raw else None
             check = None if no_check else check_on_add(session=session, settings=settings, name=name)
             change = config.add_cloud_api if adding else config.update_cloud_api
-            change(session=session, settings=settings, actor=actor, name=name,
-                   options=options, secret=secret, check=check, **({"kind": kind} if adding else {}))
+            api = change(session=session, settings=settings, actor=actor, name=name,
+                         options=options, secret=secret, check=check, **({"kind": kind} if adding else {}))
+            target = config.settings_of(api).get("url")
         done = "added" if adding else "updated"
         console().print(f"{done} Product Cloud API {name} ({kind})" + ("" if no_check else ", checked"))
+        deferred = deferred_to_proxy(target) if target else None
+        if deferred:
+            console_err().print(f"note: {deferred}")
 
     return command
 

@@ -170,10 +170,12 @@ class InteropConnector:
                             f"{COMPATIBILITY_VERSION}")
 
     def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
-        """The chunk in requests of the sizer's size. A cut request's devices are probed in smaller requests;
-        after another transient failure the rest of the chunk is reported transient (retried by the run)."""
+        """The chunk in requests of the sizer's size. A cut request's devices are probed in smaller requests.
+        A transient failure before any answer raises (the run retries the chunk); after some answers, the
+        rest of the chunk is reported transient, so what was confirmed is recorded."""
         results: list[DeviceResult] = []
         pending = list(devices)
+        cut_alone: RequestCut | None = None
         while pending:
             part = pending[:self.sizer.current()]
             started = time.monotonic()
@@ -183,14 +185,19 @@ class InteropConnector:
                 self.sizer.cut()
                 if len(part) > 1:
                     continue  # the same devices again, in smaller requests
+                cut_alone = cut_alone or exc
                 results.append(failed(part[0].device_id, exc))
             except Transient as exc:
+                if not results:
+                    raise
                 return results + [failed(d.device_id, exc) for d in pending]
             else:
                 self.sizer.took(len(part), time.monotonic() - started)
                 self.request_sizes.append(len(part))
                 results += answered
             pending = pending[len(part):]
+        if cut_alone is not None and all(r.outcome is Outcome.FAILED for r in results):
+            raise cut_alone
         return results
 
     def _request(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:

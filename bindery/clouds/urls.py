@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import urllib.request
 from urllib.parse import urlsplit
 
 from bindery.errors import BadInput
@@ -26,10 +27,34 @@ def resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy the outbound clients will use for ``url`` (HTTPS_PROXY / HTTP_PROXY, less NO_PROXY), as
+    httpx, botocore and requests read them from the environment."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+            parts.hostname or "", proxies):
+        return None
+    return proxy
+
+
+def deferred_to_proxy(url: str) -> str | None:
+    """Why the address check of ``url`` was left to a proxy (its host does not resolve here), or None."""
+    parts = urlsplit(url)
+    proxy = proxy_for(url)
+    if proxy is None or resolve(parts.hostname or "", parts.port or 443):
+        return None
+    shown = urlsplit(proxy)._replace(netloc=urlsplit(proxy).hostname or "").geturl()
+    return f"{parts.hostname} does not resolve here: the address check is left to the proxy ({shown})"
+
+
 def check_url(url: str, field: str, *, allow_private: bool, allow_http_loopback: bool = False,
               must_resolve: bool = True) -> str:
     """Refuse URLs that are not https (http only to loopback where allowed) or that resolve to
-    non-public addresses (unless BINDERY_ALLOW_PRIVATE_TARGETS=1)."""
+    non-public addresses (unless BINDERY_ALLOW_PRIVATE_TARGETS=1). Behind a proxy, a name that does not
+    resolve here is the proxy's to resolve: what can be checked (a literal address, a name that resolves)
+    still is."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if not host or parts.scheme not in ("https", "http"):
@@ -41,7 +66,7 @@ def check_url(url: str, field: str, *, allow_private: bool, allow_http_loopback:
         raise BadInput(f"{field}: credentials do not belong in the URL")
     addresses = resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
     if not addresses:
-        if must_resolve:
+        if must_resolve and proxy_for(url) is None:
             raise BadInput(f"{field}: cannot resolve host {host} (use --no-check to store it anyway)")
         return url
     for address in addresses:

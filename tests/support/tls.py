@@ -20,7 +20,7 @@ class TlsFiles:
     key: Path
 
 
-def make_tls(folder: Path) -> TlsFiles:
+def make_tls(folder: Path, names: tuple[str, ...] = ()) -> TlsFiles:
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC) - timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -36,7 +36,8 @@ def make_tls(folder: Path) -> TlsFiles:
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now).not_valid_after(now + timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
+                                                        x509.DNSName("localhost"),
+                                                        *(x509.DNSName(n) for n in names)]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key")
