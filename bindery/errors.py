@@ -33,6 +33,8 @@ class PermissionDenied(BinderyError):
 class DatabaseUnavailable(BinderyError):
     """The database cannot be reached, or went away mid-operation (HTTP 503; retry later)."""
 
+    retry_after_seconds = 10
+
 
 class OutputFailed(BinderyError):
     """An output could not be written (disk full, permission denied); nothing was left at the target."""

@@ -19,10 +19,11 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+
+from bindery.clouds.interop import retry_after  # the one reading of Retry-After (seconds or a date)
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RETRIED_STATUS = {429, 500, 502, 503, 504}
@@ -45,24 +46,10 @@ class RetryPolicy:
     base_seconds: float = 0.5
     max_seconds: float = 30.0
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
+    def delay(self, attempt: int, server_wait: float | None) -> float:
         """Full jitter over an exponential cap, never shorter than the server's Retry-After."""
         backoff = random.uniform(0, min(self.max_seconds, self.base_seconds * 2 ** attempt))
-        return max(backoff, min(retry_after or 0.0, self.max_seconds * 4))
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+        return max(backoff, min(server_wait or 0.0, self.max_seconds * 4))
 
 
 def server_message(response: httpx.Response) -> str:
@@ -91,7 +78,7 @@ def send_with_retries(send: Callable[[], httpx.Response], policy: RetryPolicy,
             raise ErpError(server_message(response))
         if last:
             raise ErpError(f"{server_message(response)} (after {policy.attempts} attempts)")
-        sleep(policy.delay(attempt, retry_after_seconds(response)))
+        sleep(policy.delay(attempt, retry_after(response)))
     raise AssertionError("unreachable")
 
 

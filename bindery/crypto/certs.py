@@ -20,6 +20,7 @@ ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-52
 ALLOWED_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 MIN_RSA_BITS = 2048
 ExtensionValue = TypeVar("ExtensionValue", bound=x509.ExtensionType)
+EXTENSION_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 
 
 class CertificateError(ValueError):
@@ -113,12 +114,12 @@ def extensions(cert: x509.Certificate, *, tolerant: bool = False) -> x509.Extens
     extensions may carry the one deviation ``bindery.crypto.lenient`` accepts (and nothing else)."""
     try:
         return cert.extensions
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+    except EXTENSION_ERRORS as exc:
         strict_error: Exception = exc
     if tolerant:
         try:
             found = lenient.tolerant_extensions(cert)
-        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        except EXTENSION_ERRORS as exc:
             raise CertificateError(f"certificate extensions do not parse ({_short(exc)})") from None
         if found is not None:
             return found

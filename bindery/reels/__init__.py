@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from bindery.crypto.certs import CertificateError, load_certificates
 from bindery.errors import BadInput
 from bindery.reels.base import ReadRequest, ReelHeader, Sink
 from bindery.reels.certfiles import NOT_A_DEVICE, certificate_files, is_authority, read_certificate_files
@@ -92,8 +93,6 @@ def resolve_reel(path: Path) -> tuple[Path, list[str]]:
 
 
 def _beside_manifest(path: Path, manifest: str) -> str:
-    from bindery.crypto.certs import CertificateError, load_certificates
-
     try:
         authority = all(is_authority(c) for c in load_certificates(path.read_bytes()))
     except (OSError, CertificateError):

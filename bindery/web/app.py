@@ -28,7 +28,6 @@ CSP = ("default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' 
 STATUS: list[tuple[type[BinderyError], int]] = [
     (NotAuthenticated, 401), (TooManyAttempts, 429), (PermissionDenied, 403), (NotFound, 404),
     (AlreadyExists, 409), (Busy, 409), (BadInput, 422), (DatabaseUnavailable, 503), (BinderyError, 409)]
-RETRY_AFTER_SECONDS = "10"
 
 
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
@@ -146,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return pages.error_page(request, exc, status_of(exc))
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else {}
         if isinstance(exc, DatabaseUnavailable):
-            headers["Retry-After"] = RETRY_AFTER_SECONDS
+            headers["Retry-After"] = str(exc.retry_after_seconds)
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(IntegrityError)

@@ -124,7 +124,7 @@ def error_page(request: Request, exc: BinderyError, status: int) -> Response:
         who = None
     response = render(request, "error.html", who, status=status, message=str(exc)[:FLASH_LIMIT])
     if isinstance(exc, DatabaseUnavailable):
-        response.headers["Retry-After"] = "10"
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
     return response
 
 

@@ -133,14 +133,19 @@ def test_manifest_into_a_full_disk_is_one_line(cli: Cli, tmp_path: Path, setting
                                              "No space left on device")
 
 
+def bound_to_a_slow_target(cli: Cli, tmp_path: Path, receiver: str, bid: str, devices: list[str]) -> None:
+    """A bound batch and an API paced at 15 devices/s, so a run lasts long enough to be interrupted."""
+    make_world(cli, tmp_path, {bid: devices})
+    cli.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+           "--credentials", "bindery:pw", "--url", f"{receiver}/interop", "--quota", "15", "--no-check")
+    cli.ok("bind", bid, "--user", ADMIN)
+
+
 def test_database_restart_during_provisioning_costs_seconds_not_a_rerun(
         cluster: Cluster, pg_cli: Cli, tmp_path: Path, receiver: str) -> None:
     cli = pg_cli
     devices = [f"r-{i:03d}" for i in range(120)]
-    make_world(cli, tmp_path, {"RST-1": devices})
-    cli.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
-           "--credentials", "bindery:pw", "--url", f"{receiver}/interop", "--quota", "15", "--no-check")
-    cli.ok("bind", "RST-1", "--user", ADMIN)
+    bound_to_a_slow_target(cli, tmp_path, receiver, "RST-1", devices)
     env = {"BINDERY_ALLOW_PRIVATE_TARGETS": "1", "BINDERY_PROVISION_CHUNK_SIZE": "10"}
     process = subprocess.Popen([sys.executable, "-m", "bindery.cli", "provision", "RST-1", "--cloud-api", "lab",
                                 "--user", ADMIN], env={**os.environ, **env}, stdout=subprocess.PIPE,
@@ -166,10 +171,7 @@ def test_web_job_cut_by_an_outage_fails_clearly_and_strands_no_lease(
         cluster: Cluster, pg_cli: Cli, tmp_path: Path, receiver: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cli = pg_cli
     devices = [f"w-{i:03d}" for i in range(60)]
-    make_world(cli, tmp_path, {"JOB-1": devices})
-    cli.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
-           "--credentials", "bindery:pw", "--url", f"{receiver}/interop", "--quota", "15", "--no-check")
-    cli.ok("bind", "JOB-1", "--user", ADMIN)
+    bound_to_a_slow_target(cli, tmp_path, receiver, "JOB-1", devices)
     token = cli.ok("token", "create", "--user", ADMIN, "--name", "faults").out.strip().splitlines()[-1]
     monkeypatch.setenv("BINDERY_DATABASE_RETRY_SECONDS", "2")
     monkeypatch.setenv("BINDERY_PROVISION_CHUNK_SIZE", "10")
