@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -44,7 +44,24 @@ def build_app() -> typer.Typer:
     app.command("web")(web.web)
     app.add_typer(web.token_app, name="token")
     accounts.user_app.command("set-password")(web.set_password)
+    app.command("doctor")(db.doctor)
+    app.callback()(version_option)
     return app
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        print(f"bindery {version('bindery')}")
+        raise typer.Exit()
+
+
+def version_option(
+    version: Annotated[bool, typer.Option("--version", help="Print Bindery's version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
+    """Bindery: catalog vendor reels, bind them, provision their devices."""
 
 
 @functools.cache

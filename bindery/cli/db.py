@@ -21,3 +21,14 @@ def upgrade() -> None:
         console().print(f"database {where} is up to date (revision {after})")
     else:
         console().print(f"database {where} upgraded from {before or 'empty'} to {after}")
+
+
+def doctor() -> None:
+    """Check this installation: database and schema, secret key, trust anchors, signing key, Prefect API."""
+    from bindery.doctor import examine
+
+    findings = examine(get_settings())
+    for finding in findings:
+        console().print(finding.line())
+    if not all(finding.ok for finding in findings):
+        raise typer.Exit(1)

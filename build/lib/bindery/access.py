@@ -1,0 +1,94 @@
+"""Ownership and roles: the one place the CLI, the flows and the HTTP API ask who may do what.
+
+Members and admins may bind. Only admins may pick a Product Cloud API when binding, export
+manifests, unbind, configure Product Cloud APIs and provision. A user sees and acts only on its own
+account's batches; a batch of another account answers exactly like an unknown BID.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlmodel import Session, col, select
+
+from bindery.errors import BadInput, NotFound, PermissionDenied
+from models.accounts import Account, Binding, User
+from models.catalog import Batch
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class Action(StrEnum):
+    BIND = "bind batches"
+    PICK_CLOUD_API = "pick a Product Cloud API when binding"
+    UNBIND = "unbind batches"
+    EXPORT_MANIFEST = "export manifests"
+    CONFIGURE_CLOUD_API = "configure Product Cloud APIs"
+    PROVISION = "provision devices"
+    AUTO_PROVISION = "provision on bind as the account's auto-provision setting says"
+    VIEW = "view batches"
+
+
+# Auto-provisioning follows a bind under the setting an admin chose, so members trigger it too.
+MEMBER_ACTIONS = frozenset({Action.BIND, Action.VIEW, Action.AUTO_PROVISION})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The acting user, resolved once per command or request."""
+
+    user_id: int
+    email: str
+    role: Role
+    account_id: int
+    account_name: str
+
+
+def normalise_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if not EMAIL.fullmatch(email) or len(email) > 320:
+        raise BadInput(f"invalid email {email!r}")
+    return email
+
+
+def actor_for(*, session: Session, email: str | None) -> Actor:
+    if not email:
+        raise BadInput("no acting user: give --user EMAIL or set BINDERY_USER")
+    email = normalise_email(email)
+    row = session.exec(select(User, Account).join(Account).where(User.email == email)).first()
+    if row is None:
+        raise BadInput(f"unknown user {email}")
+    user, account = row
+    assert user.id is not None and account.id is not None
+    return Actor(user.id, user.email, Role(user.role), account.id, account.name)
+
+
+def may(actor: Actor, action: Action) -> bool:
+    return actor.role is Role.ADMIN or action in MEMBER_ACTIONS
+
+
+def require(actor: Actor, action: Action) -> None:
+    if not may(actor, action):
+        raise PermissionDenied(f"{actor.email} is a member of account {actor.account_name}: only admins may {action}")
+
+
+def unknown_bid(bid: str) -> NotFound:
+    """The one error for a BID that does not exist *or* belongs to another account."""
+    return NotFound(f"unknown BID {bid}")
+
+
+def owned_batch(*, session: Session, actor: Actor, bid: str, action: Action = Action.VIEW) -> tuple[Batch, Binding]:
+    """The actor's account's batch, after the role check; anything else is an unknown BID."""
+    require(actor, action)
+    row = session.exec(select(Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id))
+                       .where(Batch.bid == bid, Binding.account_id == actor.account_id)).first()
+    if row is None:
+        raise unknown_bid(bid)
+    return row

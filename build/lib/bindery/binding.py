@@ -1,0 +1,116 @@
+"""Binding reels to accounts by BID (typed, pasted or scanned from the reel's QR code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bindery import audit
+from bindery.access import Action, Actor, owned_batch, require, unknown_bid
+from bindery.errors import BadInput, BinderyError
+from bindery.provisioning.records import provisioned_by_target, warnings_by_target
+from bindery.reels.base import check_bid
+from models.accounts import Account, Binding, User
+from models.catalog import Batch
+from models.clouds import CloudApi
+from models.provisioning import ProvisioningRecord
+
+QR_KEYS = ("bid", "groupId")
+
+
+def bid_from_qr(text: str) -> str:
+    """The BID in a reel's QR text: ``.../bind?bid=D001`` (Bindery) or ``.../cloud-id?groupId=D001`` (vendor)."""
+    shown = (text or "").strip()
+    parts = urlsplit(shown)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput(f"QR text {shown[:80]!r} is not a URL (expected .../bind?bid=BID or .../cloud-id?groupId=BID)")
+    query = parse_qs(parts.query)
+    for key in QR_KEYS:
+        values = query.get(key)
+        if values:
+            if len(set(values)) > 1:
+                raise BadInput(f"QR URL names several BIDs: {', '.join(values)}")
+            return check_bid(values[0])
+    raise BadInput(f"QR URL {shown[:80]!r} carries no BID (no 'bid' or 'groupId' in its query)")
+
+
+@dataclass(frozen=True)
+class BindOutcome:
+    bid: str
+    devices: int
+    already: bool
+
+
+def bind(*, session: Session, actor: Actor, bid: str) -> BindOutcome:
+    """Claim an unbound catalog batch for the actor's account; the database decides a race."""
+    require(actor, Action.BIND)
+    check_bid(bid)
+    batch = session.exec(select(Batch).where(Batch.bid == bid)).first()
+    if batch is None:
+        raise unknown_bid(bid)
+    assert batch.id is not None
+    existing = session.exec(select(Binding).where(Binding.batch_id == batch.id)).first()
+    if existing is None:
+        try:
+            with session.begin_nested():
+                session.add(Binding(batch_id=batch.id, account_id=actor.account_id, bound_by_user_id=actor.user_id,
+                                    bound_count=batch.device_count))
+        except IntegrityError:
+            existing = session.exec(select(Binding).where(Binding.batch_id == batch.id)).one()
+        else:
+            audit.record(session=session, actor=actor.email, action="batch.bind", subject=bid,
+                         account=actor.account_name, devices=batch.device_count)
+            return BindOutcome(bid, batch.device_count, already=False)
+    if existing.account_id != actor.account_id:
+        raise unknown_bid(bid)
+    return BindOutcome(bid, batch.device_count, already=True)
+
+
+def unbind(*, session: Session, actor: Actor, bid: str) -> None:
+    """Release a batch with no provisioned devices (and forget its records)."""
+    batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.UNBIND)
+    assert batch.id is not None
+    held = provisioned_by_target(session=session, batch_id=batch.id)
+    if any(held.values()):
+        where = ", ".join(f"{n} in {name}" for name, n in sorted(held.items()) if n)
+        raise BinderyError(f"batch {bid} has provisioned devices ({where}): deprovision them first")
+    session.execute(delete(ProvisioningRecord).where(col(ProvisioningRecord.batch_id) == batch.id))
+    session.delete(binding)
+    audit.record(session=session, actor=actor.email, action="batch.unbind", subject=batch.bid,
+                 account=actor.account_name)
+
+
+def _view(session: Session, batch: Batch, binding: Binding, bound_by: str, account: str) -> dict[str, Any]:
+    assert batch.id is not None
+    target = session.get(CloudApi, binding.target_cloud_api_id) if binding.target_cloud_api_id else None
+    return {
+        "bid": batch.bid, "vendor": batch.vendor, "model": batch.model, "slot": batch.slot,
+        "devices": batch.device_count, "bound": binding.bound_count,
+        "provisioned": provisioned_by_target(session=session, batch_id=batch.id),
+        "warnings": warnings_by_target(session=session, batch_id=batch.id),
+        "bound_at": binding.bound_at.isoformat(), "bound_by": bound_by, "target": target.name if target else None,
+        "account": account,
+    }
+
+
+def account_batches(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
+    require(actor, Action.VIEW)
+    rows = session.exec(
+        select(Batch, Binding, User.email, Account.name)
+        .join(Binding, col(Binding.batch_id) == col(Batch.id))
+        .join(User, col(User.id) == col(Binding.bound_by_user_id))
+        .join(Account, col(Account.id) == col(Binding.account_id))
+        .where(Binding.account_id == actor.account_id).order_by(Batch.bid)
+    ).all()
+    return [_view(session, batch, binding, email, account) for batch, binding, email, account in rows]
+
+
+def batch_view(*, session: Session, actor: Actor, bid: str) -> dict[str, Any]:
+    batch, binding = owned_batch(session=session, actor=actor, bid=bid)
+    user = session.get(User, binding.bound_by_user_id)
+    return _view(session, batch, binding, user.email if user else "", actor.account_name)

@@ -1,0 +1,5 @@
+"""`python -m bindery.cli` runs the `bindery` command."""
+
+from bindery.cli import main
+
+main()

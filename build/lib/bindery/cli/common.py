@@ -1,0 +1,75 @@
+"""Output helpers shared by the CLI command groups."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session
+
+from bindery.access import Actor, actor_for
+from bindery.errors import BadInput
+from bindery.secrets import Secret
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UserOption = Annotated[str | None, typer.Option("--user", help="Acting user's email (default: BINDERY_USER).")]
+
+
+def acting_email(user: str | None) -> str:
+    """The acting user: --user, else BINDERY_USER ("" lets the rules module say that none was given)."""
+    from bindery.settings import get_settings
+
+    return user or get_settings().user or ""
+
+
+def acting(session: Session, user: str | None) -> Actor:
+    return actor_for(session=session, email=acting_email(user))
+
+
+def console() -> Console:
+    """stdout; wide tables when piped (rich would otherwise wrap them at 80 columns)."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def console_err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str, sort_keys=False))
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console().print(table)
+
+
+def secret_argument(value: str, option: str) -> Secret:
+    """A secret given on the command line as itself, ``@FILE`` or ``env:NAME`` (keeps it out of shell
+    history). Resolved here, in the CLI only: the operator's own files and environment."""
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInput(f"{option}: cannot read {path} ({exc.__class__.__name__})") from None
+    elif value.startswith("env:"):
+        name = value[4:]
+        text = os.environ.get(name, "").strip()
+        if not text:
+            raise BadInput(f"{option}: environment variable {name} is empty or not set")
+    else:
+        text = value
+    if not text:
+        raise BadInput(f"{option}: empty secret")
+    return Secret(text)

@@ -1,0 +1,1 @@
+"""Product Cloud APIs: configuration, and one connector module per kind behind one Protocol."""

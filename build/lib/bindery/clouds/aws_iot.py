@@ -1,0 +1,251 @@
+"""AWS IoT Core, directly through boto3 (kind aws-iot).
+
+Per device: RegisterCertificateWithoutCA (ACTIVE; already registered is success, the ARN taken from
+the exception), CreateThing (prefix + device_id made valid), AttachPolicy, AttachThingPrincipal and
+optionally AddThingToThingGroup. DescribeEndpoint (iot:Data-ATS) once per connector. botocore makes
+one attempt per call: Bindery's own retry policy decides, keyed off Transient/Permanent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import botocore.exceptions as boto_errors
+from botocore.config import Config
+from botocore.parsers import ResponseParserError
+
+from bindery.clouds.base import (
+    ConnectorError,
+    DeviceCert,
+    DeviceKey,
+    DeviceResult,
+    Holding,
+    Outcome,
+    Permanent,
+    ProvisionedDevice,
+    Transient,
+    failed,
+)
+
+TRANSIENT_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+                   "ServiceUnavailableException", "InternalFailureException", "InternalServerException",
+                   "RequestTimeout", "RequestTimeoutException"}
+THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+TRANSPORT_ERRORS = (boto_errors.EndpointConnectionError, boto_errors.ConnectTimeoutError,
+                    boto_errors.ReadTimeoutError, boto_errors.ConnectionClosedError,
+                    boto_errors.ProxyConnectionError)
+
+
+def thing_name(prefix: str, device_id: str) -> str:
+    """prefix + device_id when valid for AWS; otherwise invalid characters replaced and a short hash
+    of the original appended, so two device ids never share a thing."""
+    name = f"{prefix}{device_id}"
+    if THING_NAME.fullmatch(name):
+        return name
+    digest = hashlib.sha256(device_id.encode()).hexdigest()[:8]
+    clean = re.sub(r"[^a-zA-Z0-9:_-]", "_", name)[: 128 - 9]
+    return f"{clean}-{digest}"
+
+
+def map_error(exc: Exception, call: str) -> ConnectorError:
+    """botocore's errors into Bindery's tree, at this boundary only."""
+    if isinstance(exc, boto_errors.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+        message = f"{call}: {code or status}: {str(error.get('Message', ''))[:200]}"
+        retry_after = _seconds(headers.get("retry-after"))
+        if code in TRANSIENT_CODES or status == 429 or status >= 500:
+            return Transient(message, retry_after)
+        return Permanent(message)
+    if isinstance(exc, TRANSPORT_ERRORS):
+        return Transient(f"{call}: {exc.__class__.__name__}")
+    if isinstance(exc, ResponseParserError | KeyError | TypeError):
+        return Permanent(f"{call}: malformed response from AWS IoT")
+    if isinstance(exc, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError):
+        return Permanent(f"{call}: no AWS credentials in the standard chain")
+    if isinstance(exc, boto_errors.BotoCoreError):
+        return Permanent(f"{call}: {exc.__class__.__name__}")
+    raise exc
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class AwsIotConnector:
+    """Devices of a chunk run ``parallel`` at a time (each device's calls in order); ``pace`` is called
+    before every RegisterCertificateWithoutCA, the call whose quota binds, so the caller's rate limit
+    holds per call rather than per chunk."""
+
+    def __init__(self, options: dict[str, str], *, timeout: float, client: Any = None, parallel: int = 16,
+                 pace: Callable[[], object] | None = None):
+        self.options = options
+        self.timeout = timeout
+        self.parallel = parallel
+        self.pace = pace
+        self._client = client
+        self._endpoint: str | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=self.timeout,
+                            read_timeout=self.timeout, max_pool_connections=max(10, self.parallel))
+            session = boto3.session.Session(region_name=self.options["region"])
+            if self.options.get("role_arn"):
+                session = self._assumed(session, config)
+            self._client = session.client("iot", endpoint_url=self.options.get("endpoint_url"), config=config)
+        return self._client
+
+    def _assumed(self, session: boto3.session.Session, config: Config) -> boto3.session.Session:
+        sts = session.client("sts", endpoint_url=self.options.get("endpoint_url"), config=config)
+        try:
+            creds = sts.assume_role(RoleArn=self.options["role_arn"], RoleSessionName="bindery")["Credentials"]
+        except Exception as exc:
+            raise map_error(exc, "AssumeRole") from None
+        return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
+                                     aws_secret_access_key=creds["SecretAccessKey"],
+                                     aws_session_token=creds["SessionToken"], region_name=self.options["region"])
+
+    def _call(self, name: str, **kwargs: Any) -> Any:
+        method = getattr(self.client, re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
+        try:
+            return method(**kwargs)
+        except Exception as exc:
+            raise map_error(exc, name) from None
+
+    def endpoint(self) -> str:
+        if self._endpoint is None:
+            answer = self._call("DescribeEndpoint", endpointType="iot:Data-ATS")
+            try:
+                self._endpoint = str(answer["endpointAddress"])
+            except (KeyError, TypeError) as exc:
+                raise map_error(exc, "DescribeEndpoint") from None
+        return self._endpoint
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def check(self) -> None:
+        self.endpoint()
+        self._call("GetPolicy", policyName=self.options["policy"])
+
+    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+        endpoint = self.endpoint()
+        if self.parallel <= 1 or len(devices) <= 1:
+            return [self._one(device, endpoint) for device in devices]
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(devices))) as pool:
+            return list(pool.map(lambda device: self._one(device, endpoint), devices))
+
+    def _register(self, device: DeviceCert) -> tuple[str, bool]:
+        """(certificate ARN, newly registered). The certificate ID is the SHA-256 of the DER, so an
+        already registered certificate is found by its fingerprint when the exception lacks the ARN."""
+        if self.pace is not None:
+            self.pace()
+        try:
+            answer = self.client.register_certificate_without_ca(certificatePem=device.certificate_pem,
+                                                                 status="ACTIVE")
+            return str(answer["certificateArn"]), True
+        except boto_errors.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                raise map_error(exc, "RegisterCertificateWithoutCA") from None
+            known_arn = exc.response.get("resourceArn")
+        except Exception as exc:
+            raise map_error(exc, "RegisterCertificateWithoutCA") from None
+        if known_arn:
+            return str(known_arn), False
+        described = self._call("DescribeCertificate", certificateId=device.fingerprint_sha256)
+        try:
+            return str(described["certificateDescription"]["certificateArn"]), False
+        except (KeyError, TypeError) as exc:
+            raise map_error(exc, "DescribeCertificate") from None
+
+    def _one(self, device: DeviceCert, endpoint: str) -> DeviceResult:
+        try:
+            arn, new = self._register(device)
+            name = thing_name(self.options.get("thing_prefix", ""), device.device_id)
+            thing: dict[str, Any] = {"thingName": name}
+            if self.options.get("thing_type"):
+                thing["thingTypeName"] = self.options["thing_type"]
+            try:
+                self.client.create_thing(**thing)
+            except boto_errors.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                    raise map_error(exc, "CreateThing") from None
+            except Exception as exc:
+                raise map_error(exc, "CreateThing") from None
+            self._call("AttachPolicy", policyName=self.options["policy"], target=arn)
+            self._call("AttachThingPrincipal", thingName=name, principal=arn)
+            if self.options.get("thing_group"):
+                self._call("AddThingToThingGroup", thingGroupName=self.options["thing_group"], thingName=name)
+        except ConnectorError as exc:
+            return failed(device.device_id, exc)
+        return DeviceResult(device.device_id, Outcome.PROVISIONED if new else Outcome.ALREADY_PRESENT,
+                            external_ref=arn, endpoint=endpoint)
+
+    def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
+        """Detach principal and policy, set the certificate INACTIVE, delete certificate and thing.
+        Anything already gone counts as removed."""
+        return [self._remove(device) for device in devices]
+
+    def _ignore_missing(self, name: str, **kwargs: Any) -> None:
+        try:
+            self._call(name, **kwargs)
+        except Permanent as exc:
+            if "ResourceNotFoundException" not in str(exc):
+                raise
+
+    def _remove(self, device: ProvisionedDevice) -> DeviceResult:
+        name = thing_name(self.options.get("thing_prefix", ""), device.device_id)
+        arn = device.external_ref or ""
+        try:
+            if arn:
+                self._ignore_missing("DetachThingPrincipal", thingName=name, principal=arn)
+                self._ignore_missing("DetachPolicy", policyName=self.options["policy"], target=arn)
+            self._ignore_missing("UpdateCertificate", certificateId=device.fingerprint_sha256, newStatus="INACTIVE")
+            self._ignore_missing("DeleteCertificate", certificateId=device.fingerprint_sha256)
+            self._ignore_missing("DeleteThing", thingName=name)
+        except ConnectorError as exc:
+            return failed(device.device_id, exc)
+        return DeviceResult(device.device_id, Outcome.PROVISIONED, external_ref=arn)
+
+    def _pages(self, name: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The items of a paginated listing, one page in memory at a time."""
+        try:
+            paginator = self.client.get_paginator(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
+            for page in paginator.paginate(**kwargs):
+                yield from page.get(key, [])
+        except Exception as exc:
+            raise map_error(exc, name) from None
+
+    def inventory(self, devices: Sequence[DeviceKey]) -> dict[str, Holding] | None:
+        """Certificates by ID (the SHA-256 of the DER) and status from ListCertificates, things from
+        ListThings filtered by the prefix: two paginated listings, whatever the number of devices; only
+        what concerns these devices is kept (the account may hold far more)."""
+        by_fingerprint = {device.fingerprint_sha256: device for device in devices}
+        certificates: dict[str, tuple[bool, str | None]] = {}
+        for listed in self._pages("ListCertificates", "certificates", pageSize=250):
+            if listed["certificateId"] in by_fingerprint:
+                certificates[listed["certificateId"]] = (listed.get("status") == "ACTIVE", listed.get("certificateArn"))
+        prefix = self.options.get("thing_prefix", "")
+        wanted_things = {thing_name(prefix, device.device_id) for device in devices}
+        things = {t["thingName"] for t in self._pages("ListThings", "things", maxResults=250)
+                  if t["thingName"] in wanted_things}
+        held: dict[str, Holding] = {}
+        for device in devices:
+            found = certificates.get(device.fingerprint_sha256)
+            if found is None or thing_name(prefix, device.device_id) not in things:
+                continue
+            held[device.device_id] = Holding(device.device_id, device.fingerprint_sha256, *found)
+        return held

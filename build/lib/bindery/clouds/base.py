@@ -1,0 +1,120 @@
+"""The one small Protocol every connector implements, and the error tree retries key off.
+
+Each connector maps its library's errors here, at its boundary: ``Transient`` (timeouts, connection
+errors, 429, 5xx, throttling: worth retrying, maybe after ``retry_after`` seconds) or ``Permanent``
+(4xx, invalid certificate, conflict: retrying cannot help).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class ConnectorError(Exception):
+    """A failure talking to a Product Cloud; ``str(error)`` never contains a secret."""
+
+    transient = False
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Transient(ConnectorError):
+    transient = True
+
+
+class Permanent(ConnectorError):
+    transient = False
+
+
+class Outcome(StrEnum):
+    PROVISIONED = "provisioned"
+    ALREADY_PRESENT = "already present"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """What an inventory needs of a device: its id and the SHA-256 of its certificate's DER (no PEM,
+    so a 100,000-device reconcile does not hold every certificate)."""
+
+    device_id: str
+    fingerprint_sha256: str
+
+
+@dataclass(frozen=True)
+class DeviceCert:
+    """What a connector needs of a device: its id, certificate PEM and SHA-256 of the DER."""
+
+    device_id: str
+    certificate_pem: str
+    fingerprint_sha256: str
+
+
+@dataclass(frozen=True)
+class ProvisionedDevice:
+    """What a connector needs to remove a device: the certificate and the reference it recorded."""
+
+    device_id: str
+    fingerprint_sha256: str
+    external_ref: str | None
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a target holds for one device: its certificate fingerprint, whether it is enabled, its reference."""
+
+    device_id: str
+    fingerprint_sha256: str | None
+    enabled: bool
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    device_id: str
+    outcome: Outcome
+    external_ref: str | None = None
+    endpoint: str | None = None
+    topic: str | None = None
+    policy_applied: bool | None = None  # the receiver's word on the device's IoT policy (None: not said)
+    error: str | None = None
+    error_class: str | None = None  # "transient" or "permanent"
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is not Outcome.FAILED
+
+
+def failed(device_id: str, error: ConnectorError) -> DeviceResult:
+    return DeviceResult(device_id, Outcome.FAILED, error=str(error),
+                        error_class="transient" if error.transient else "permanent", retry_after=error.retry_after)
+
+
+class Connector(Protocol):
+    """Provisions chunks of devices into one Product Cloud API."""
+
+    def check(self) -> None:
+        """Raise ConnectorError when the target is unreachable or speaks another protocol."""
+
+    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+        """One result per device, in order. Raise Transient when the whole chunk should be retried."""
+        ...
+
+    def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:
+        """Remove devices; one result per device (PROVISIONED here means removed). Raise Permanent when
+        the kind cannot remove anything."""
+        ...
+
+    def inventory(self, devices: Sequence[DeviceKey]) -> dict[str, Holding] | None:
+        """What the target holds of these devices, read with list calls (not one call per device);
+        None when the kind cannot be asked."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""

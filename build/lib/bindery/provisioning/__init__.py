@@ -1,0 +1,1 @@
+"""Provisioning: records, leases, quotas, and the steps that move devices into Product Clouds."""

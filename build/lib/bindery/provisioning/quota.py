@@ -1,0 +1,165 @@
+"""One quota per target for every process and host: where the pace of calls is kept.
+
+``database`` (the default) keeps a target's next free call slot in Bindery's database: a process
+reserves a block of slots with one ``UPDATE … RETURNING`` under the row's lock and hands them to its
+threads at their exact times, so calls from all workers together stay evenly spaced at the pace.
+``prefect`` asks a Prefect global concurrency limit with slot decay instead (measured against the
+database in ``bench/provision --workers``); ``process`` is the per-process token bucket, for one
+process alone.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from typing import Protocol
+
+from sqlalchemy import Engine, text
+
+from bindery.db import get_engine, through_outage
+from bindery.provisioning.ratelimit import TokenBucket
+from bindery.settings import Settings, get_settings
+
+# A reservation covers this much of the schedule: few enough round trips, fine enough interleaving.
+BLOCK_SECONDS = 0.2
+# A reserved slot older than this (seconds) is dropped, not used late: using it would burst.
+STALE_AFTER = 0.05
+
+
+class Pacer(Protocol):
+    def acquire(self, tokens: float = 1.0) -> float:
+        """Block until the call may go; returns the seconds waited."""
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller back (a Retry-After from the target)."""
+
+
+class DatabasePace:
+    """Slots of one target, reserved from its ``quota_pace`` row in blocks and spent in time order."""
+
+    def __init__(self, engine: Engine, api_id: int, rate: float, block_seconds: float = BLOCK_SECONDS):
+        self.engine = engine
+        self.api_id = api_id
+        self.rate = rate
+        self.block = max(1, int(rate * block_seconds))
+        self.slots: deque[float] = deque()
+        self.lock = threading.Lock()
+        self.postgres = engine.dialect.name == "postgresql"
+
+    def _update(self, assignment: str, returning: str, values: dict[str, float]) -> float:
+        """``UPDATE quota_pace SET <assignment> … RETURNING <returning>`` on the target's row (made on first
+        use), where ``{now}`` is the database's clock on PostgreSQL, so hosts need not agree on the time,
+        and this host's on SQLite (one host)."""
+        if self.postgres:
+            sql = ("WITH t AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) UPDATE quota_pace SET "
+                   f"{assignment.format(greatest='GREATEST', now='t.now')} FROM t WHERE cloud_api_id = :id "
+                   f"RETURNING {returning.format(now='t.now')}")
+            params = {**values, "id": self.api_id}
+        else:
+            sql = (f"UPDATE quota_pace SET {assignment.format(greatest='max', now=':now')} WHERE cloud_api_id = :id "
+                   f"RETURNING {returning.format(now=':now')}")
+            params = {**values, "id": self.api_id, "now": time.time()}
+        statement = text(sql)
+
+        def once() -> float:
+            with self.engine.begin() as connection:
+                returned = connection.execute(statement, params).scalar_one_or_none()
+                if returned is None:
+                    connection.execute(text("INSERT INTO quota_pace (cloud_api_id, next_at, paused_until) "
+                                            "VALUES (:id, 0, 0) ON CONFLICT DO NOTHING"), {"id": self.api_id})
+                    returned = connection.execute(statement, params).scalar_one()
+            return float(returned)
+
+        return through_outage(once, url=self.engine.url.render_as_string(hide_password=True),
+                              seconds=get_settings().database_retry_seconds)
+
+    def _reserve(self, count: int) -> list[float]:
+        """``count`` consecutive slots as local monotonic times."""
+        span = count / self.rate
+        ends_in = self._update("next_at = {greatest}(next_at, paused_until, {now}) + :span", "next_at - {now}",
+                               {"span": span})
+        start = time.monotonic() + ends_in - span
+        return [start + i / self.rate for i in range(count)]
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        count = math.ceil(tokens)
+        if count <= 0:
+            return 0.0
+        with self.lock:
+            if count > 1:
+                at = self._reserve(count)[0]
+            else:
+                now = time.monotonic()
+                while self.slots and self.slots[0] < now - STALE_AFTER:
+                    self.slots.popleft()
+                if not self.slots:
+                    self.slots.extend(self._reserve(self.block))
+                at = self.slots.popleft()
+        delay = at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+            return delay
+        return 0.0
+
+    def pause(self, seconds: float) -> None:
+        with self.lock:
+            self.slots.clear()
+            self._update("paused_until = {greatest}(paused_until, {now} + :s)", "paused_until", {"s": seconds})
+
+
+class PrefectPace:
+    """A Prefect global concurrency limit of one slot decaying at the pace (``rate_limit``): every
+    acquire is a call to the Prefect API. Retry-After pauses only this process."""
+
+    def __init__(self, api_id: int, rate: float):
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+        from prefect.exceptions import ObjectAlreadyExists
+
+        self.name = f"bindery-quota-{api_id}"
+        self.local = TokenBucket(rate)
+        with get_client(sync_client=True) as client:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
+                    name=self.name, limit=1, slot_decay_per_second=rate))
+            except ObjectAlreadyExists:
+                client.update_global_concurrency_limit(self.name, GlobalConcurrencyLimitUpdate(
+                    limit=1, slot_decay_per_second=rate))
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        from prefect.concurrency.sync import rate_limit
+
+        count = math.ceil(tokens)
+        if count <= 0:
+            return 0.0
+        started = time.monotonic()
+        paused = self.local.paused_until - self.local.clock()
+        if paused > 0:
+            time.sleep(paused)
+        for _ in range(count):
+            rate_limit(self.name, occupy=1, strict=True)
+        return time.monotonic() - started
+
+    def pause(self, seconds: float) -> None:
+        with self.local.lock:
+            self.local.paused_until = max(self.local.paused_until, self.local.clock() + seconds)
+
+
+_pacers: dict[tuple[str, str, int, float], Pacer] = {}
+_registry_lock = threading.Lock()
+
+
+def pacer_for(settings: Settings, api_id: int, rate: float) -> Pacer:
+    """The pacer of a target in this process (one per target, shared by its chunks' threads)."""
+    key = (settings.quota_sharing, settings.resolved_database_url, api_id, rate)
+    with _registry_lock:
+        if key not in _pacers:
+            if settings.quota_sharing == "database":
+                _pacers[key] = DatabasePace(get_engine(settings), api_id, rate)
+            elif settings.quota_sharing == "prefect":
+                _pacers[key] = PrefectPace(api_id, rate)
+            else:
+                _pacers[key] = TokenBucket(rate)
+        return _pacers[key]

@@ -1,0 +1,294 @@
+"""A provisioning run in three steps — plan, chunks, finish — shared by the CLI and the flows.
+
+Plan takes the run's lease on (batch, target), creates a pending record for every device without
+one and cuts the devices still to do into chunks. Each chunk waits for the target's rate limit,
+calls the connector and writes what the target confirmed; transient failures raise ``Transient``
+so the caller retries the chunk (only its devices not yet provisioned). Finish releases the lease
+and reports. A crash anywhere leaves records that say provisioned only for confirmed devices; the
+rerun finds the others already present in the target (connectors are idempotent) and records them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlmodel import Session
+
+from bindery import audit
+from bindery.access import Action, Actor, actor_for, owned_batch
+from bindery.clouds.base import Connector, ConnectorError, DeviceCert, Outcome, Transient
+from bindery.clouds.config import get_cloud_api, settings_of
+from bindery.clouds.connectors import connector_for
+from bindery.db import get_engine, session_scope, through_outage
+from bindery.errors import BadInput, BinderyError
+from bindery.provisioning import lease, records, shards
+from bindery.provisioning.quota import pacer_for
+from bindery.provisioning.ratelimit import PACED_KINDS, cost, rate_for
+from bindery.settings import Settings
+from models.accounts import Binding
+from models.clouds import CloudApi
+
+T = TypeVar("T")
+
+HUB_BULK_LIMIT = 100
+
+
+class ShardLost(BinderyError):
+    """Another run took this shard over (our lease expired): stop, it carries on."""
+
+
+@dataclass
+class RunPlan:
+    """Small: passes between Prefect tasks (names and ids, never sessions or secrets)."""
+
+    bid: str
+    batch_id: int
+    api_name: str
+    api_id: int
+    kind: str
+    rate: float
+    holder: str
+    user: str
+    chunks: list[tuple[int, int]] = field(default_factory=list)
+    to_do: int = 0
+    shard_id: int | None = None
+    chunk_limit: int | None = None  # the Cloud API's own --chunk-size
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    provisioned: int = 0
+    already_present: int = 0
+    failed: int = 0
+    request_sizes: list[int] = field(default_factory=list)  # certificates per request, as the target allowed
+
+
+@dataclass
+class RunReport:
+    bid: str
+    cloud_api: str
+    devices: int
+    provisioned: int
+    already_present: int
+    failed: int
+    failures: list[tuple[str, str]]
+    warned: list[str] = field(default_factory=list)  # provisioned, but the receiver's policy was not applied
+    request_sizes: list[int] = field(default_factory=list)  # the sizes interop requests took, in order
+
+    @property
+    def complete(self) -> bool:
+        return self.failed == 0 and self.provisioned == self.devices
+
+    def sizes_summary(self) -> str:
+        """The sizes interop requests took as they changed: "5 -> 10 -> 20 -> 25 certificates (24 requests)"."""
+        sizes = self.request_sizes
+        steps = [size for i, size in enumerate(sizes) if i == 0 or size != sizes[i - 1]]
+        shown = " -> ".join(map(str, steps[:12])) + (" -> ..." if len(steps) > 12 else "")
+        return f"{shown} certificates ({len(sizes)} requests)" if sizes else ""
+
+
+def resolve_target(*, session: Session, actor: Actor, binding: Binding, cloud_api: str | None,
+                   action: Action = Action.PROVISION) -> CloudApi:
+    if cloud_api:
+        return get_cloud_api(session=session, actor=actor, name=cloud_api, action=action)
+    if binding.target_cloud_api_id is None:
+        raise BadInput("the batch has no target Product Cloud API: give --cloud-api NAME")
+    api = session.get(CloudApi, binding.target_cloud_api_id)
+    assert api is not None
+    return api
+
+
+def chunk_size(settings: Settings, plan: RunPlan) -> int:
+    """Devices per chunk (one task): the Cloud API's --chunk-size, else the setting; at most IoT Hub's bulk limit."""
+    size = plan.chunk_limit or settings.provision_chunk_size
+    return min(size, HUB_BULK_LIMIT) if plan.kind == "azure-iot-hub" else size
+
+
+@dataclass(frozen=True)
+class Authorized:
+    batch_id: int
+    bid: str
+    api: CloudApi
+    actor: str
+
+
+def authorize(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
+              action: Action = Action.PROVISION) -> Authorized:
+    """Who may provision which batch into which target: the rules module decides."""
+    with session_scope(settings) as session:
+        actor = actor_for(session=session, email=user)
+        batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=action)
+        api = resolve_target(session=session, actor=actor, binding=binding, cloud_api=cloud_api, action=action)
+        assert batch.id is not None and api.id is not None
+        return Authorized(batch.id, batch.bid, api, actor.email)
+
+
+def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
+             action: Action = Action.PROVISION) -> RunPlan:
+    """Check who may provision what, then start the run."""
+    allowed = authorize(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action)
+    return start_run(settings=settings, batch_id=allowed.batch_id, bid=allowed.bid, api=allowed.api,
+                     actor=allowed.actor)
+
+
+def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
+    assert api.id is not None
+    options = settings_of(api)
+    return RunPlan(bid=bid, batch_id=batch_id, api_name=api.name, api_id=api.id, kind=api.kind,
+                   rate=rate_for(api.kind, options.get("quota")), holder=lease.new_holder(), user=actor,
+                   chunk_limit=int(options["chunk_size"]) if options.get("chunk_size") else None)
+
+
+def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
+    """Lease, pending records and chunks for a run whose permission was already decided
+    (by :func:`plan_run`, or by the operator's reconcile --repair)."""
+    plan = new_plan(settings=settings, batch_id=batch_id, bid=bid, api=api, actor=actor)
+    with Session(get_engine(settings)) as session:
+        lease.acquire(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
+                      seconds=settings.lease_seconds, wait=settings.lease_wait_seconds,
+                      what=f"batch {plan.bid} into {plan.api_name}")
+    try:
+        with session_scope(settings) as session:
+            records.ensure_records(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+            plan.chunks = records.chunk_bounds(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
+                                               size=chunk_size(settings, plan))
+            counts = records.status_counts(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+            plan.to_do = sum(n for status, n in counts.items() if status != records.PROVISIONED)
+            audit.record(session=session, actor=plan.user, action="provision.start", subject=plan.bid,
+                         cloud_api=plan.api_name, devices=plan.to_do)
+    except BaseException:
+        release(settings, plan)
+        raise
+    return plan
+
+
+def in_transaction(settings: Settings, work: Callable[[Session], T]) -> T:
+    """``work`` in one short transaction, retried through a database outage for up to
+    ``database_retry_seconds``: a chunk the target already confirmed must still be recorded, and a
+    10-second restart should cost seconds, not a rerun."""
+
+    def once() -> T:
+        with Session(get_engine(settings)) as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    return through_outage(once, url=settings.resolved_database_url, seconds=settings.database_retry_seconds)
+
+
+def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
+    """One chunk, once. Raises Transient when some of its devices should be tried again.
+
+    Transactions stay short (SQLite locks the whole file): none is open while the chunk waits for
+    the rate limit or talks to the target. Records are written only for what the target confirmed."""
+
+    def read_devices(session: Session) -> list[tuple[int, DeviceCert]]:
+        if plan.shard_id is not None and not shards.holds(session=session, shard_id=plan.shard_id,
+                                                          holder=plan.holder):
+            raise ShardLost(f"shard of {plan.bid} into {plan.api_name} was taken over by another run")
+        return records.chunk_devices(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
+                                     bounds=plan.chunks[index])
+
+    devices = in_transaction(settings, read_devices)
+    if not devices:
+        return ChunkResult(index)
+    pks = {cert.device_id: pk for pk, cert in devices}
+    bucket = pacer_for(settings, plan.api_id, plan.rate)
+    bucket.acquire(cost(plan.kind, len(devices)))
+
+    def prepare(session: Session) -> Connector:
+        records.mark_attempt(session=session, api_id=plan.api_id, device_pks=list(pks.values()))
+        api = session.get(CloudApi, plan.api_id)
+        assert api is not None
+        return connector_for(session=session, settings=settings, api=api)
+
+    connector = in_transaction(settings, prepare)
+    if plan.kind in PACED_KINDS:
+        connector.pace = bucket.acquire  # type: ignore[attr-defined]
+    try:
+        results = connector.provision([cert for _, cert in devices])
+        sizes = list(getattr(connector, "request_sizes", []))
+    except ConnectorError as exc:
+        error, error_class = str(exc), "transient" if exc.transient else "permanent"
+        in_transaction(settings, lambda session: records.record_chunk_error(
+            session=session, api_id=plan.api_id, device_pks=list(pks.values()), error=error,
+            error_class=error_class))
+        if exc.transient:
+            if exc.retry_after:
+                bucket.pause(exc.retry_after)
+            raise
+        return ChunkResult(index, failed=len(devices))
+    finally:
+        connector.close()
+
+    def record(session: Session) -> None:
+        records.apply_results(session=session, api_id=plan.api_id, pks=pks, results=results)
+        if plan.shard_id is None:
+            lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
+                        seconds=settings.lease_seconds)
+        else:
+            shards.count_already_present(session=session, shard_id=plan.shard_id,
+                                         count=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results))
+
+    in_transaction(settings, record)
+    transient = [r for r in results if r.outcome is Outcome.FAILED and r.error_class == "transient"]
+    if transient:
+        retry_after = max((r.retry_after or 0.0 for r in transient), default=0.0) or None
+        if retry_after:
+            bucket.pause(retry_after)
+        raise Transient(f"{len(transient)} of {len(results)} devices failed transiently: {transient[0].error}",
+                        retry_after)
+    return ChunkResult(index, provisioned=sum(r.outcome is Outcome.PROVISIONED for r in results),
+                       already_present=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results),
+                       failed=sum(r.outcome is Outcome.FAILED for r in results), request_sizes=sizes)
+
+
+def retry_delay(attempt: int, base: float, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, at least the target's Retry-After, at most a minute."""
+    delay = random.uniform(0, base * 2 ** attempt)
+    return min(60.0, max(delay, retry_after or 0.0))
+
+
+def run_chunk_with_retries(*, settings: Settings, plan: RunPlan, index: int,
+                           sleep: Callable[[float], None] = time.sleep) -> ChunkResult:
+    """The CLI's retry loop; flows use Prefect task retries with the same policy instead."""
+    for attempt in range(settings.provision_retries + 1):
+        try:
+            return run_chunk(settings=settings, plan=plan, index=index)
+        except Transient as exc:
+            if attempt == settings.provision_retries:
+                break
+            sleep(retry_delay(attempt, settings.retry_base_seconds, exc.retry_after))
+    return ChunkResult(index)
+
+
+def release(settings: Settings, plan: RunPlan) -> None:
+    """On every way out of a run: this process stops holding it at once (so it can take the lease over
+    itself), and the row is deleted as soon as the database answers (within the retry window)."""
+    lease.forget(plan.holder)
+    in_transaction(settings, lambda session: lease.release(session=session, batch_id=plan.batch_id,
+                                                           api_id=plan.api_id, holder=plan.holder))
+
+
+def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult]) -> RunReport:
+    release(settings, plan)
+    with session_scope(settings) as session:
+        counts = records.status_counts(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+        problems = records.failures(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
+        total = sum(counts.values())
+        report = RunReport(bid=plan.bid, cloud_api=plan.api_name, devices=total,
+                           provisioned=counts.get(records.PROVISIONED, 0),
+                           already_present=sum(r.already_present for r in results),
+                           failed=total - counts.get(records.PROVISIONED, 0), failures=problems,
+                           warned=records.warned_devices(session=session, batch_id=plan.batch_id,
+                                                         api_id=plan.api_id),
+                           request_sizes=[size for r in sorted(results, key=lambda r: r.index)
+                                          for size in r.request_sizes])
+        audit.record(session=session, actor=plan.user, action="provision.finish", subject=plan.bid,
+                     cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed)
+    return report

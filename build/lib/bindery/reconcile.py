@@ -1,0 +1,170 @@
+"""Reconciliation: what each Product Cloud really holds against Bindery's records, and the drift.
+
+For every bound batch and every target it has records for: recount the stored counters, ask the
+target with list calls (interop targets cannot be asked: their figures come from the records), and
+classify per device — recorded provisioned but missing; present but not recorded; certificate
+inactive or device disabled; thumbprint mismatch. With ``repair``, re-provision the missing and record
+the unrecorded; without it nothing in any target changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from bindery import audit
+from bindery.clouds.base import DeviceKey
+from bindery.clouds.connectors import connector_for
+from bindery.db import get_engine, session_scope
+from bindery.errors import NotFound
+from bindery.provisioning import records
+from bindery.provisioning.run import start_run
+from bindery.settings import Settings
+from models.accounts import Account, Binding
+from models.catalog import Batch, Device
+from models.clouds import CloudApi
+from models.provisioning import ProvisioningRecord
+
+
+@dataclass
+class Drift:
+    account: str
+    bid: str
+    cloud_api: str
+    kind: str
+    checked: bool
+    expected: int
+    present: int
+    missing: list[str] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    repaired: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def has_drift(self) -> bool:
+        return bool(self.missing or self.unrecorded or self.disabled or self.mismatched)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account, "bid": self.bid, "cloud_api": self.cloud_api, "kind": self.kind,
+            "checked": self.checked, "note": None if self.checked else "interop targets cannot be asked: "
+            "figures from the records", "expected": self.expected, "present": self.present,
+            "missing": self.missing, "unrecorded": self.unrecorded, "disabled": self.disabled,
+            "mismatched": self.mismatched, "repaired": self.repaired,
+        }
+
+
+def bound_targets(session: Session, account: str | None) -> list[tuple[str, Batch, CloudApi]]:
+    """(account, batch, target) of every bound batch and every target it has records for; corrects the
+    stored bound counters on the way."""
+    query = (select(Account.name, Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id))
+             .join(Account, col(Account.id) == col(Binding.account_id)).order_by(Account.name, Batch.bid))
+    if account is not None:
+        if session.exec(select(Account).where(Account.name == account)).first() is None:
+            raise NotFound(f"unknown account {account}")
+        query = query.where(Account.name == account)
+    found: list[tuple[str, Batch, CloudApi]] = []
+    for name, batch, binding in session.exec(query).all():
+        if binding.bound_count != batch.device_count:  # the stored counter follows the catalog
+            binding.bound_count = batch.device_count
+            session.add(binding)
+        api_ids = session.exec(select(ProvisioningRecord.cloud_api_id).where(
+            col(ProvisioningRecord.batch_id) == batch.id).distinct()).all()
+        for api_id in sorted(api_ids):
+            api = session.get(CloudApi, api_id)
+            if api is not None:
+                found.append((name, batch, api))
+    return found
+
+
+def _devices(session: Session, batch_id: int, api_id: int) -> list[tuple[int, DeviceKey, str]]:
+    rows = session.execute(sa_select(col(Device.id), col(Device.device_id),
+                                     col(Device.fingerprint_sha256), col(ProvisioningRecord.status))
+                        .join(ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id))
+                        .where(col(ProvisioningRecord.batch_id) == batch_id,
+                               col(ProvisioningRecord.cloud_api_id) == api_id)
+                        .order_by(Device.device_id)).all()
+    return [(int(r[0] or 0), DeviceKey(r[1], r[2]), str(r[3])) for r in rows]
+
+
+def check_target(*, settings: Settings, account: str, batch: Batch, api: CloudApi) -> tuple[Drift, dict[str, Any]]:
+    assert batch.id is not None and api.id is not None
+    with Session(get_engine(settings)) as session:
+        devices = _devices(session, batch.id, api.id)
+        connector = connector_for(session=session, settings=settings, api=api)
+        session.commit()
+    recorded = [cert.device_id for _, cert, status in devices if status == records.PROVISIONED]
+    try:
+        held = connector.inventory([cert for _, cert, _status in devices])
+    finally:
+        connector.close()
+    if held is None:
+        return Drift(account, batch.bid, api.name, api.kind, False, len(recorded), len(recorded)), {}
+    drift = Drift(account, batch.bid, api.name, api.kind, True, len(recorded), len(held))
+    for _pk, cert, status in devices:
+        holding = held.get(cert.device_id)
+        if status == records.PROVISIONED and holding is None:
+            drift.missing.append(cert.device_id)
+        if holding is not None and status != records.PROVISIONED:
+            drift.unrecorded.append(cert.device_id)
+        if holding is not None and not holding.enabled:
+            drift.disabled.append(cert.device_id)
+        if holding is not None and holding.fingerprint_sha256 and holding.fingerprint_sha256 != cert.fingerprint_sha256:
+            drift.mismatched.append(cert.device_id)
+    return drift, {k: v for k, v in held.items()}
+
+
+def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, held: dict[str, Any]) -> None:
+    """Record what the target holds, then provision what it lacks (the usual run, lease and all)."""
+    assert batch.id is not None and api.id is not None
+    with session_scope(settings) as session:
+        pks = {cert.device_id: pk for pk, cert, _ in _devices(session, batch.id, api.id)}
+        now = datetime.now(UTC)
+        good = [d for d in drift.unrecorded if d not in drift.mismatched]
+        for device_id in good:
+            session.execute(update(ProvisioningRecord).where(
+                col(ProvisioningRecord.cloud_api_id) == api.id, col(ProvisioningRecord.device_id) == pks[device_id])
+                .values(status=records.PROVISIONED, external_ref=held[device_id].external_ref, provisioned_at=now,
+                        last_error=None, error_class=None))
+        session.execute(update(ProvisioningRecord).where(
+            col(ProvisioningRecord.cloud_api_id) == api.id,
+            col(ProvisioningRecord.device_id).in_([pks[d] for d in drift.missing]))
+            .values(status=records.PENDING, provisioned_at=None, external_ref=None))
+        audit.record(session=session, actor=audit.operator_name(), action="reconcile.repair", subject=batch.bid,
+                     cloud_api=api.name, recorded=len(good), reprovision=len(drift.missing))
+    drift.repaired = {"recorded": len(good)}
+    if drift.missing:
+        from bindery.provisioning.service import execute
+
+        plan = start_run(settings=settings, batch_id=batch.id, bid=batch.bid, api=api, actor="reconcile")
+        still_missing = {device_id for device_id, _error in execute(settings=settings, plan=plan).failures}
+        drift.repaired["reprovisioned"] = sum(d not in still_missing for d in drift.missing)
+
+
+def load_target(*, settings: Settings, bid: str, cloud_api_name: str, account: str) -> tuple[Batch, CloudApi]:
+    with session_scope(settings) as session:
+        row = session.exec(select(Batch, CloudApi).join(Binding, col(Binding.batch_id) == col(Batch.id))
+                           .join(Account, col(Account.id) == col(Binding.account_id))
+                           .join(CloudApi, col(CloudApi.account_id) == col(Account.id))
+                           .where(Batch.bid == bid, CloudApi.name == cloud_api_name, Account.name == account)).first()
+        if row is None:
+            raise NotFound(f"unknown BID {bid} or Product Cloud API {cloud_api_name} in account {account}")
+        return row
+
+
+def reconcile(*, settings: Settings, account: str | None = None, fix: bool = False) -> list[Drift]:
+    with session_scope(settings) as session:
+        targets = bound_targets(session, account)
+    drifts: list[Drift] = []
+    for account_name, batch, api in targets:
+        drift, held = check_target(settings=settings, account=account_name, batch=batch, api=api)
+        if fix and drift.has_drift:
+            repair(settings=settings, batch=batch, api=api, drift=drift, held=held)
+        drifts.append(drift)
+    return drifts

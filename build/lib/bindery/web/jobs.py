@@ -1,0 +1,153 @@
+"""Long work started from the console or the API: a Prefect flow run of the deployment when a Prefect
+server is configured (PREFECT_API_URL), else a background thread of the web process on the embedded
+default. Either way the job's status reads the same counters from the records."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from bindery.access import Action, Actor
+from bindery.errors import BinderyError, NotFound
+from bindery.provisioning import removal, service
+from bindery.settings import Settings
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    bid: str
+    account_id: int
+    cloud_api: str | None
+    state: str = "RUNNING"
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    flow_run_id: str | None = None
+    ui_url: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "bid": self.bid, "cloud_api": self.cloud_api, "state": self.state,
+                "chunks_done": self.done, "chunks": self.total, "message": self.message,
+                "flow_run_id": self.flow_run_id, "prefect_ui": self.ui_url, **self.result}
+
+
+DEPLOYMENTS = {"provision": "provision-batch/provision-batch", "deprovision": "deprovision-batch/deprovision-batch",
+               "bind-and-provision": "bind-and-provision/bind-and-provision"}
+
+
+class Jobs:
+    """The web process's jobs (in memory: a restarted web process forgets finished ones; the records stay)."""
+
+    def __init__(self, settings: Settings, workers: int = 2):
+        self.settings = settings
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bindery-job")
+
+    def get(self, actor: Actor, job_id: str) -> Job:
+        with self.lock:
+            job = self.jobs.get(job_id)
+        if job is None or job.account_id != actor.account_id:
+            raise NotFound(f"unknown job {job_id}")
+        if job.flow_run_id and job.state not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            job.state = _flow_run_state(job.flow_run_id)
+        return job
+
+    def start(self, actor: Actor, kind: str, bid: str, cloud_api: str | None, **options: Any) -> Job:
+        job = Job(uuid.uuid4().hex, kind, bid, actor.account_id, cloud_api)
+        with self.lock:
+            self.jobs[job.id] = job
+        if os.environ.get("PREFECT_API_URL"):
+            parameters: dict[str, Any]
+            if options.get("action") is Action.AUTO_PROVISION:  # a member's bind: the flow re-checks the setting
+                kind, parameters = "bind-and-provision", {"bid": bid, "user": actor.email}
+            else:
+                parameters = {"bid": bid, "cloud_api": cloud_api, "user": actor.email,
+                              **{k: v for k, v in options.items() if k != "action"}}
+            try:
+                job.flow_run_id, job.ui_url = _start_flow_run(kind, parameters)
+            except BaseException:
+                with self.lock:
+                    del self.jobs[job.id]
+                raise
+            job.state = "SCHEDULED"
+        else:
+            self.pool.submit(self._run, job, actor.email, options)
+        return job
+
+    def _run(self, job: Job, email: str, options: dict[str, Any]) -> None:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        try:
+            if job.kind == "provision":
+                report = service.provision_batch(settings=self.settings, user=email, bid=job.bid,
+                                                 cloud_api=job.cloud_api, progress=progress,
+                                                 action=options.get("action", Action.PROVISION))
+                job.result = {"devices": report.devices, "provisioned": report.provisioned, "failed": report.failed}
+                job.state = "COMPLETED" if report.complete else "FAILED"
+                job.message = f"{report.provisioned} of {report.devices} devices provisioned into {report.cloud_api}"
+            else:
+                assert job.cloud_api is not None
+                removed = removal.deprovision_batch(settings=self.settings, user=email, bid=job.bid,
+                                                    cloud_api=job.cloud_api, forget=bool(options.get("forget")))
+                job.result = {"removed": removed.removed, "failed": len(removed.failures)}
+                job.state = "FAILED" if removed.failures else "COMPLETED"
+                job.message = f"{removed.removed} devices removed from {job.cloud_api}"
+        except BinderyError as exc:
+            job.state, job.message = "FAILED", str(exc)
+        except Exception as exc:  # a bug or an outage: the job says so instead of vanishing
+            job.state, job.message = "FAILED", f"{exc.__class__.__name__}: {exc}"
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """Prefect's client on the server the environment names now (Prefect reads its settings once, at
+    import), with Prefect's errors said as Bindery's."""
+    import httpx
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    url = os.environ["PREFECT_API_URL"]
+    updates: dict[Any, Any] = {PREFECT_API_URL: url}
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        updates[PREFECT_API_AUTH_STRING] = os.environ["PREFECT_API_AUTH_STRING"]
+    try:
+        with temporary_settings(updates=updates):
+            yield
+    except ObjectNotFound as exc:
+        raise BinderyError(f"the Prefect server at {url} has no such deployment or flow run ({exc}); deploy "
+                           "with `make deploy`") from None
+    except (PrefectHTTPStatusError, httpx.HTTPError) as exc:
+        raise BinderyError(f"the Prefect server at {url} did not answer as expected: {exc}") from None
+
+
+def _start_flow_run(kind: str, parameters: dict[str, Any]) -> tuple[str, str]:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_UI_URL
+
+    with _prefect_api():
+        run = run_deployment(DEPLOYMENTS[kind], parameters=parameters, timeout=0, as_subflow=False)
+        assert isinstance(run, FlowRun)
+        ui = PREFECT_UI_URL.value() or os.environ["PREFECT_API_URL"].removesuffix("/api")
+    return str(run.id), f"{ui.rstrip('/')}/runs/flow-run/{run.id}"
+
+
+def _flow_run_state(flow_run_id: str) -> str:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with _prefect_api(), get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(flow_run_id)).state
+    return state.type.value if state is not None else "SCHEDULED"

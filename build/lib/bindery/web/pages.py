@@ -1,0 +1,326 @@
+"""The console's pages: server-rendered, no script; forms post back with a CSRF token and redirect
+with the outcome (or the CLI's error message) to show."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from bindery import binding
+from bindery.access import Action, Actor, may, require
+from bindery.clouds import config
+from bindery.db import session_scope
+from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, PermissionDenied
+from bindery.provisioning import service
+from bindery.web import api
+from bindery.web.credentials import (
+    LoginLimits,
+    NotAuthenticated,
+    check_login,
+    claim_login_attempt,
+    end_session,
+    record_login_failure,
+    release_login_attempt,
+    session_actor,
+    start_session,
+)
+
+router = APIRouter(include_in_schema=False)
+COOKIE, LOGIN_COOKIE, FLASH_COOKIE = "bindery_session", "bindery_login", "bindery_flash"
+FLASH_LIMIT = 300
+PREFILL_LIMIT = 64
+KIND_FIELDS = {
+    "other": [("type", "Type (AWS, Azure or private cloud)", "text"), ("url", "Receiver URL", "url"),
+              ("credentials", "Credentials (username:password)", "password")],
+    "aws": [("account_id", "AWS account ID (12 digits)", "text"), ("gateway_id", "API Gateway ID", "text"),
+            ("region", "Region", "text"), ("stage", "Stage", "text")],
+    "azure": [("interop_url", "Interop URL (https)", "url"), ("subscription_id", "Subscription ID (UUID)", "text")],
+    "aws-iot": [("region", "Region", "text"), ("policy", "IoT policy", "text"),
+                ("thing_prefix", "Thing prefix", "text"),
+                ("thing_type", "Thing type", "text"), ("thing_group", "Thing group", "text"),
+                ("role_arn", "Role ARN", "text"), ("endpoint_url", "Endpoint URL", "url")],
+    "azure-iot-hub": [("connection_string", "Service connection string", "password")],
+}
+
+
+def templates() -> Jinja2Templates:
+    return Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def current(request: Request) -> tuple[Actor, str] | None:
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    try:
+        with session_scope(api.settings_of(request)) as session:
+            return session_actor(session=session, cookie=cookie)
+    except NotAuthenticated:
+        return None
+
+
+def signed_in(request: Request) -> tuple[Actor, str]:
+    """The session's user and CSRF token; without one, NotAuthenticated (shown as a redirect to log in)."""
+    who = current(request)
+    if who is None:
+        raise NotAuthenticated("not logged in or the session expired")
+    return who
+
+
+def to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def check_csrf(expected: str, given: str) -> None:
+    if not given or not secrets.compare_digest(expected, given):
+        raise PermissionDenied("the form expired or did not come from this console (CSRF check failed): reload it")
+
+
+def render(request: Request, name: str, who: tuple[Actor, str] | None, status: int = 200, **context: Any) -> Response:
+    """A page; the outcome of the last form (a flash the server set, never text from the URL) is shown once."""
+    actor = who[0] if who else None
+    flash = read_flash(request)
+    values = {"actor": actor, "csrf": who[1] if who else "",
+              "admin": actor is not None and may(actor, Action.PROVISION),
+              "ok": flash.get("ok"), "error": flash.get("error"), **context}
+    response = templates().TemplateResponse(request, name, values, status_code=status)
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE)
+    return response
+
+
+def read_flash(request: Request) -> dict[str, str]:
+    try:
+        found = json.loads(unquote(request.cookies.get(FLASH_COOKIE, "") or "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: str(v)[:FLASH_LIMIT] for k, v in found.items() if k in ("ok", "error")}
+
+
+def back(path: str, *, ok: str | None = None, error: str | None = None) -> RedirectResponse:
+    """Redirect after a form; the outcome travels in a short-lived cookie the server sets, so a link can
+    neither forge the console's messages nor make the Location header long."""
+    response = RedirectResponse(path, status_code=303)
+    outcome = {k: v[:FLASH_LIMIT] for k, v in (("ok", ok), ("error", error)) if v}
+    response.set_cookie(FLASH_COOKIE, quote(json.dumps(outcome)), max_age=60, httponly=True, samesite="strict")
+    return response
+
+
+def error_page(request: Request, exc: BinderyError, status: int) -> Response:
+    if isinstance(exc, NotAuthenticated):
+        return to_login(request)
+    try:
+        who = None if isinstance(exc, DatabaseUnavailable) else current(request)
+    except DatabaseUnavailable:
+        who = None
+    response = render(request, "error.html", who, status=status, message=str(exc)[:FLASH_LIMIT])
+    if isinstance(exc, DatabaseUnavailable):
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
+
+
+def safe_next(target: str | None) -> str:
+    return target if target and target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", None, next=safe_next(next), login_csrf=token)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                        max_age=3600)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, email: Annotated[str, Form(max_length=320)],
+          password: Annotated[str, Form(max_length=1000)], csrf_token: Annotated[str, Form()] = "",
+          next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+    check_csrf(request.cookies.get(LOGIN_COOKIE, ""), csrf_token)
+    settings = api.settings_of(request)
+    limits, client = LoginLimits.of(settings), request.client.host if request.client else None
+    try:
+        with session_scope(settings) as session:  # committed before the password is checked
+            claim_login_attempt(session=session, email=email, client=client, limits=limits)
+        with session_scope(settings) as session:
+            actor = check_login(session=session, email=email, password=password)
+            release_login_attempt(session=session, email=email, client=client, limits=limits)
+            cookie, _csrf = start_session(session=session, actor=actor)
+    except BinderyError as exc:
+        if isinstance(exc, NotAuthenticated):  # audited in its own transaction
+            with session_scope(settings) as session:
+                record_login_failure(session=session, email=email)
+        return render(request, "login.html", None, status=api_status(exc), next=safe_next(next),
+                      login_csrf=csrf_token, error=str(exc), email=email)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                        max_age=12 * 3600)
+    response.delete_cookie(LOGIN_COOKIE)
+    return response
+
+
+def api_status(exc: BinderyError) -> int:
+    from bindery.web.app import status_of
+
+    return status_of(exc)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    who = current(request)
+    if who is not None:
+        check_csrf(who[1], csrf_token)
+        with session_scope(api.settings_of(request)) as session:
+            end_session(session=session, cookie=request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def batches_page(request: Request) -> Response:
+    who = signed_in(request)
+    actor = who[0]
+    with session_scope(api.settings_of(request)) as session:
+        rows = binding.account_batches(session=session, actor=actor)
+        apis = [a.name for a in config.list_cloud_apis(session=session, actor=actor)] if may(actor, Action.PROVISION) \
+            else []
+    running = any(job.state in ("RUNNING", "SCHEDULED", "PENDING")
+                  for job in api.jobs_of(request).jobs.values() if job.account_id == actor.account_id)
+    return render(request, "batches.html", who, batches=rows, apis=apis, refresh=running)
+
+
+@router.get("/bind", response_class=HTMLResponse)
+def bind_page(request: Request, bid: str = "") -> Response:
+    who = signed_in(request)
+    return render(request, "bind.html", who, bid=bid[:PREFILL_LIMIT], apis=_apis(request, who[0]))
+
+
+@router.get("/cloud-id", response_class=HTMLResponse)
+def cloud_id_page(request: Request, groupId: str = "") -> Response:
+    who = signed_in(request)
+    return render(request, "bind.html", who, bid=groupId[:PREFILL_LIMIT], apis=_apis(request, who[0]))
+
+
+def _apis(request: Request, actor: Actor) -> list[str]:
+    if not may(actor, Action.PICK_CLOUD_API):
+        return []
+    with session_scope(api.settings_of(request)) as session:
+        return [a.name for a in config.list_cloud_apis(session=session, actor=actor)]
+
+
+def logged_in(request: Request, csrf_token: str) -> Actor:
+    """The user behind a form post, after its CSRF token was checked."""
+    who = signed_in(request)
+    check_csrf(who[1], csrf_token)
+    return who[0]
+
+
+@router.post("/bind", response_class=HTMLResponse)
+def bind(request: Request, bid: Annotated[str, Form(max_length=200)] = "",
+         cloud_api: Annotated[str, Form(max_length=200)] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
+    actor = logged_in(request, csrf_token)
+    try:
+        done = api.bind_batch(api.settings_of(request), api.jobs_of(request), actor, bid.strip(), None,
+                              cloud_api or None)
+    except BinderyError as exc:
+        return back("/bind", error=str(exc))
+    message = (f"batch {done['bid']} was already bound to your account" if done["already_bound"]
+               else f"bound batch {done['bid']} ({done['devices']} devices) to {actor.account_name}")
+    if done["job"]:
+        message += f"; provisioning into {done['job']['cloud_api']} started"
+    return back("/bind", ok=message)
+
+
+@router.post("/batches/{bid}/provision")
+def provision(request: Request, bid: str, cloud_api: Annotated[str, Form(max_length=200)] = "",
+              csrf_token: Annotated[str, Form()] = "") -> Response:
+    actor = logged_in(request, csrf_token)
+    try:
+        job = api.provision(request, actor, bid, api.ProvisionRequest(cloud_api=cloud_api or None))
+    except BinderyError as exc:
+        return back("/", error=str(exc))
+    return back("/", ok=f"provisioning {bid} into {job['cloud_api'] or 'its target'} started")
+
+
+@router.post("/batches/{bid}/target")
+def set_target(request: Request, bid: str, cloud_api: Annotated[str, Form(max_length=200)] = "",
+               csrf_token: Annotated[str, Form()] = "") -> Response:
+    actor = logged_in(request, csrf_token)
+    try:
+        with session_scope(api.settings_of(request)) as session:
+            service.set_target(session=session, actor=actor, bid=bid, cloud_api=cloud_api)
+    except BinderyError as exc:
+        return back("/", error=str(exc))
+    return back("/", ok=f"target of {bid} is now {cloud_api} (nothing provisioned)")
+
+
+@router.get("/batches/{bid}/manifest.csv")
+def manifest(request: Request, bid: str) -> Response:
+    who = signed_in(request)
+    response: FileResponse = api.manifest_response(api.settings_of(request), who[0], bid)
+    return response
+
+
+@router.get("/provisioning", response_class=HTMLResponse)
+def provisioning_page(request: Request) -> Response:
+    who = signed_in(request)
+    require(who[0], Action.CONFIGURE_CLOUD_API)
+    with session_scope(api.settings_of(request)) as session:
+        apis = [config.public_view(a) for a in config.list_cloud_apis(session=session, actor=who[0])]
+        auto = service.account_settings(session=session, actor=who[0])
+    return render(request, "provisioning.html", who, apis=apis, auto=auto, kinds=KIND_FIELDS)
+
+
+@router.post("/provisioning/cloud-apis")
+async def add_cloud_api(request: Request) -> Response:
+    form = await request.form()
+    fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    actor = logged_in(request, fields.pop("csrf_token", ""))
+    kind = fields.get("kind", "")
+    allowed = {f for f, _label, _type in KIND_FIELDS.get(kind, [])} | {"quota", "name", "kind"}
+    try:
+        require(actor, Action.CONFIGURE_CLOUD_API)
+        if kind not in KIND_FIELDS:
+            raise BadInput(f"kind: {kind[:40]!r} is not one of {', '.join(KIND_FIELDS)}")
+        body = api.cloud_api_request({**{k: v for k, v in fields.items() if k in allowed},
+                                      "check": fields.get("check", "") == "on"})
+        options, secret = api.cloud_api_options(kind, body.model_dump())
+        api.add_cloud_api(api.settings_of(request), actor, body.name, kind, options, secret, body.check)
+    except BinderyError as exc:
+        return back("/provisioning", error=str(exc))
+    return back("/provisioning", ok=f"added Product Cloud API {body.name} ({kind})")
+
+
+@router.post("/provisioning/cloud-apis/{name}/remove")
+def remove_cloud_api(request: Request, name: str, csrf_token: Annotated[str, Form()] = "") -> Response:
+    actor = logged_in(request, csrf_token)
+    try:
+        with session_scope(api.settings_of(request)) as session:
+            config.remove_cloud_api(session=session, actor=actor, name=name)
+    except BinderyError as exc:
+        return back("/provisioning", error=str(exc))
+    return back("/provisioning", ok=f"removed Product Cloud API {name}")
+
+
+@router.post("/provisioning/auto-provision")
+def auto_provision(request: Request, enabled: Annotated[str, Form()] = "", cloud_api: Annotated[str, Form()] = "",
+                   csrf_token: Annotated[str, Form()] = "") -> Response:
+    actor = logged_in(request, csrf_token)
+    try:
+        with session_scope(api.settings_of(request)) as session:
+            now = service.set_auto_provision(session=session, actor=actor, enabled=enabled == "on",
+                                             cloud_api=cloud_api or None)
+    except BinderyError as exc:
+        return back("/provisioning", error=str(exc))
+    state = f"on, into {now.cloud_api}" if now.enabled else "off"
+    return back("/provisioning", ok=f"automatic provisioning on bind is {state}")

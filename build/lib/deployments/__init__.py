@@ -1,0 +1,1 @@
+"""Prefect deployments of Bindery's flows (see prefect.yaml)."""

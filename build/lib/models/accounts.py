@@ -1,0 +1,65 @@
+"""Accounts (tenants), their users, and which account a batch is bound to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime, utcnow
+
+
+class AccountBase(SQLModel):
+    name: str = Field(max_length=64, unique=True, index=True)
+
+
+class Account(AccountBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AccountCreate(AccountBase):
+    pass
+
+
+class AccountPublic(AccountBase):
+    created_at: datetime
+
+
+class UserBase(SQLModel):
+    email: str = Field(max_length=320, unique=True, index=True)
+    role: str = Field(max_length=16, description="admin or member")
+
+
+class User(UserBase, table=True):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    password_hash: str | None = Field(default=None, max_length=255, description="argon2id; none: no console login")
+
+
+class UserCreate(UserBase):
+    account: str
+
+
+class UserPublic(UserBase):
+    account: str
+    created_at: datetime
+
+
+class BindingBase(SQLModel):
+    bound_count: int = Field(description="devices bound with the batch")
+
+
+class Binding(BindingBase, table=True):
+    """A batch claimed by an account. The unique batch_id is what makes one of two racing binds lose."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="batch.id", unique=True, index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    bound_by_user_id: int = Field(foreign_key="app_user.id")
+    bound_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    target_cloud_api_id: int | None = Field(default=None, foreign_key="cloud_api.id",
+                                            description="the batch's Product Cloud API")

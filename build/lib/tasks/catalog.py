@@ -1,0 +1,34 @@
+"""Tasks of the import-reel flow: read, verify one chunk, store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from bindery import audit
+from bindery.catalog import importer
+from bindery.catalog.trust import load_anchors
+from bindery.db import session_scope
+from bindery.settings import get_settings
+
+
+@task(name="read-reel", cache_policy=NO_CACHE)
+def read_reel(path: str, bid: str | None, fmt: str, slot: str) -> importer.ReelPlan:
+    return importer.read_reel(settings=get_settings(), path=Path(path), bid=bid, fmt=fmt, slot=slot)
+
+
+@task(name="verify-chunk", cache_policy=NO_CACHE, task_run_name="verify-chunk-{index}")
+def verify_chunk(plan: importer.ReelPlan, index: int, at: datetime) -> importer.ChunkVerdict:
+    with session_scope(get_settings()) as session:
+        anchors = load_anchors(session=session)
+    return importer.verify_chunk(plan=plan, index=index, anchors=anchors, at=at)
+
+
+@task(name="store-reel", cache_policy=NO_CACHE)
+def store_reel(plan: importer.ReelPlan, verdicts: list[importer.ChunkVerdict], skip_invalid: bool,
+               actor: str | None) -> importer.ImportReport:
+    return importer.store_reel(settings=get_settings(), plan=plan, verdicts=verdicts, skip_invalid=skip_invalid,
+                               actor=actor or audit.operator_name())

@@ -1,0 +1,27 @@
+"""Tasks of the reconcile flow: one per batch and target, so a slow target does not hide the others."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from bindery import reconcile
+from bindery.db import session_scope
+from bindery.settings import get_settings
+
+
+@task(name="find-targets", cache_policy=NO_CACHE)
+def find_targets(account: str | None) -> list[tuple[str, str, str]]:
+    """(account, BID, Product Cloud API) of every bound batch and every target it has records for."""
+    with session_scope(get_settings()) as session:
+        return [(name, batch.bid, api.name) for name, batch, api in reconcile.bound_targets(session, account)]
+
+
+@task(name="reconcile-target", cache_policy=NO_CACHE, task_run_name="reconcile-{bid}-{cloud_api}")
+def reconcile_target(account: str, bid: str, cloud_api: str, repair: bool) -> reconcile.Drift:
+    settings = get_settings()
+    batch, api = reconcile.load_target(settings=settings, bid=bid, cloud_api_name=cloud_api, account=account)
+    drift, held = reconcile.check_target(settings=settings, account=account, batch=batch, api=api)
+    if repair and drift.has_drift:
+        reconcile.repair(settings=settings, batch=batch, api=api, drift=drift, held=held)
+    return drift
