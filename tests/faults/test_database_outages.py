@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -203,3 +204,27 @@ def test_web_job_cut_by_an_outage_fails_clearly_and_strands_no_lease(
             time.sleep(0.3)
     assert done["state"] == "COMPLETED" and done["provisioned"] == {"lab": 60}, done
     assert sorted(d["ref"] for d in httpx.get(f"{receiver}/devices").json()) == devices
+
+
+@pytest.fixture
+def tiny_disk() -> Iterator[Path]:
+    """A 64 KiB tmpfs: a Manifest File of a few hundred devices does not fit."""
+    mount = Path(tempfile.mkdtemp(prefix="bindery-tiny-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True, capture_output=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+        mount.rmdir()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_manifest_onto_a_full_filesystem_is_one_line_and_leaves_no_file(cli: Cli, tmp_path: Path, tiny_disk: Path,
+                                                                        settings: Settings) -> None:
+    make_world(cli, tmp_path, {"FULL-2": [f"g-{i:03d}" for i in range(200)]})
+    cli.ok("bind", "FULL-2", "--user", ADMIN)
+    target = tiny_disk / "FULL-2.csv"
+    result = cli("manifest", "FULL-2", "--user", ADMIN, "--out", target)
+    assert result.code == 1
+    assert one_clean_line(result.err) == f"error: cannot write the Manifest File to {target}: No space left on device"
+    assert list(tiny_disk.iterdir()) == [], "neither the file nor its temporary twin is left"
