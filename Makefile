@@ -60,7 +60,7 @@ deploy: $(STAMP)
 	$(CLIENT_API) BINDERY_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
 
 serve: $(STAMP)
-	$(BIN)/python -m deployments.serve
+	$(BIN)/python -m bindery.deployments.serve
 
 ## The console and HTTP API on http://127.0.0.1:8000 (see README, "Console and HTTP API").
 web: $(STAMP)

@@ -29,9 +29,9 @@ def prepare(devices: int) -> None:
     from bindery import accounts, audit, binding, db
     from bindery.access import actor_for
     from bindery.crypto.certs import facts
+    from bindery.models.catalog import Batch, Device
     from bindery.reels.demo import DemoCA
     from bindery.settings import get_settings
-    from models.catalog import Batch, Device
 
     settings = get_settings()
     db.upgrade(settings)

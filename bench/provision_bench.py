@@ -139,7 +139,7 @@ def run_direct() -> tuple[float, int]:
 def run_flow() -> tuple[float, int]:
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.provisioning import provision_batch
+    from bindery.flows.provisioning import provision_batch
 
     with prefect_test_harness(server_startup_timeout=120):
         started = time.perf_counter()

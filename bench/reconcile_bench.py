@@ -48,9 +48,9 @@ def prepare(devices: list[tuple[str, str, str]], proxy: str) -> None:
     from sqlmodel import col, select
 
     from bindery import db
+    from bindery.models.catalog import Batch, Device
+    from bindery.models.provisioning import ProvisioningRecord
     from bindery.settings import get_settings
-    from models.catalog import Batch, Device
-    from models.provisioning import ProvisioningRecord
 
     settings = get_settings()
     db.upgrade(settings)

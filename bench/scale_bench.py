@@ -21,8 +21,8 @@ import psycopg
 from bench.pace_probe import busiest_second, run_probes
 from bench.provision_bench import ADMIN, BID, aws_rig, forget_records, prepare, reset_aws, throttled
 from bench.quota_proxy import RAISED_QUOTAS
-from deployments.erp_client import ErpClient
-from deployments.local_cluster import AUTH, prefect_server, process_tree, start_worker, stop_worker
+from bindery.deployments.erp_client import ErpClient
+from bindery.deployments.local_cluster import AUTH, prefect_server, process_tree, start_worker, stop_worker
 
 PG_ADMIN = os.environ.get("BINDERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

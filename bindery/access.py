@@ -14,8 +14,8 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from bindery.errors import BadInput, NotFound, PermissionDenied
-from models.accounts import Account, Binding, User
-from models.catalog import Batch
+from bindery.models.accounts import Account, Binding, User
+from bindery.models.catalog import Batch
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

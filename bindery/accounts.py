@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 from bindery import audit
 from bindery.access import Role, normalise_email
 from bindery.errors import AlreadyExists, BadInput, NotFound
-from models.accounts import Account, User
+from bindery.models.accounts import Account, User
 
 
 def check_account_name(name: str) -> str:

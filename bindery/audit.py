@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from models.audit import AuditEvent
+from bindery.models.audit import AuditEvent
 
 
 def operator_name() -> str:

@@ -13,12 +13,12 @@ from sqlmodel import Session, col, select
 from bindery import audit
 from bindery.access import Action, Actor, owned_batch, require, unknown_bid
 from bindery.errors import BadInput, BinderyError
+from bindery.models.accounts import Account, Binding, User
+from bindery.models.catalog import Batch
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import ProvisioningRecord
 from bindery.provisioning.records import provisioned_by_target, warnings_by_target
 from bindery.reels.base import check_bid
-from models.accounts import Account, Binding, User
-from models.catalog import Batch
-from models.clouds import CloudApi
-from models.provisioning import ProvisioningRecord
 
 QR_KEYS = ("bid", "groupId")
 

@@ -12,9 +12,9 @@ from sqlmodel import Session, func, select
 
 from bindery import db as database
 from bindery.errors import BinderyError, one_line
+from bindery.models.catalog import TrustAnchor
+from bindery.models.clouds import SigningKey
 from bindery.settings import Settings
-from models.catalog import TrustAnchor
-from models.clouds import SigningKey
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from bindery import audit
 from bindery.access import Action, Actor, owned_batch
 from bindery.csvsafe import neutralise
 from bindery.errors import BadInput, OutputFailed
-from models.catalog import Device
+from bindery.models.catalog import Device
 
 COLUMNS = ["device_id", "group_id", "certificate"]
 

@@ -22,13 +22,13 @@ from bindery.clouds.base import DeviceKey
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
 from bindery.errors import NotFound
+from bindery.models.accounts import Account, Binding
+from bindery.models.catalog import Batch, Device
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import ProvisioningRecord
 from bindery.provisioning import records
 from bindery.provisioning.run import start_run
 from bindery.settings import Settings
-from models.accounts import Account, Binding
-from models.catalog import Batch, Device
-from models.clouds import CloudApi
-from models.provisioning import ProvisioningRecord
 
 
 @dataclass

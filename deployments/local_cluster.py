@@ -28,9 +28,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH) -> Iterator[dict[str, str]]:
-    """`prefect server start` on ``database_url`` (default SQLite under ``home``), the `bindery` process
-    pool and `prefect deploy --all`; yields the environment for clients and workers."""
+def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH,
+                   deploy: bool = True) -> Iterator[dict[str, str]]:
+    """`prefect server start` on ``database_url`` (default SQLite under ``home``) and, with ``deploy``, the
+    `bindery` process pool and `prefect deploy --all`; yields the environment for clients and workers."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
@@ -44,7 +45,8 @@ def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH
     deadline = time.monotonic() + 120
     while True:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", auth=tuple(auth.split(":", 1))).status_code == 200:
+            user, _, password = auth.partition(":")
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", auth=(user, password)).status_code == 200:
                 break
         except httpx.TransportError:
             pass
@@ -53,12 +55,13 @@ def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH
             raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
         time.sleep(0.5)
     try:
-        subprocess.run([PREFECT, "work-pool", "create", "bindery", "--type", "process"], env=env, check=True,
-                       capture_output=True, cwd=ROOT)
-        deployed = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], env=env, capture_output=True,
-                                  text=True, cwd=ROOT)
-        if deployed.returncode != 0:
-            raise RuntimeError(f"prefect deploy failed: {deployed.stdout[-3000:]}{deployed.stderr[-3000:]}")
+        if deploy:
+            subprocess.run([PREFECT, "work-pool", "create", "bindery", "--type", "process"], env=env, check=True,
+                           capture_output=True, cwd=ROOT)
+            deployed = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], env=env, capture_output=True,
+                                      text=True, cwd=ROOT)
+            if deployed.returncode != 0:
+                raise RuntimeError(f"prefect deploy failed: {deployed.stdout[-3000:]}{deployed.stderr[-3000:]}")
         yield env
     finally:
         server.terminate()

@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow
 
-from tasks import artifacts
-from tasks.binding import batch_view
-from tasks.binding import bind_batch as bind_task
+from bindery.tasks import artifacts
+from bindery.tasks.binding import batch_view
+from bindery.tasks.binding import bind_batch as bind_task
 
 
 @flow(name="bind-batch", description="Bind a catalog batch to the user's account by its Product Batch ID.")

@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow
 
-from tasks import artifacts
-from tasks.binding import batch_view
-from tasks.binding import export_manifest as export_task
+from bindery.tasks import artifacts
+from bindery.tasks.binding import batch_view
+from bindery.tasks.binding import export_manifest as export_task
 
 
 @flow(name="export-manifest", description="Write a batch's Manifest File (device_id,group_id,certificate).")

@@ -9,7 +9,7 @@ from prefect import flow, unmapped
 
 from bindery.catalog.importer import discard_spool
 from bindery.errors import ReelRejected
-from tasks import artifacts, catalog
+from bindery.tasks import artifacts, catalog
 
 
 @flow(name="import-reel", description="Import a vendor reel file into the catalog, verifying every certificate.")

@@ -16,9 +16,9 @@ from bindery.provisioning.run import ChunkResult, RunPlan, RunReport, retry_dela
 from bindery.provisioning.sharded import already_present, supervise
 from bindery.provisioning.shards import LeaseKeeper
 from bindery.settings import get_settings
-from tasks import artifacts
-from tasks import provisioning as steps
-from tasks.shards import PrefectLauncher
+from bindery.tasks import artifacts
+from bindery.tasks import provisioning as steps
+from bindery.tasks.shards import PrefectLauncher
 
 
 def _chunks(plan: RunPlan, label: str, lost: Event | None = None) -> list[ChunkResult]:

@@ -8,8 +8,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, State
 
-from tasks import artifacts
-from tasks.reconcile import find_targets, reconcile_target
+from bindery.tasks import artifacts
+from bindery.tasks.reconcile import find_targets, reconcile_target
 
 
 @flow(name="reconcile", description="Compare every target's holdings with the records; optionally repair.")

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from models.types import UTCDateTime, utcnow
+from bindery.models.types import UTCDateTime, utcnow
 
 
 class AccountBase(SQLModel):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
-from models.types import UTCDateTime, utcnow
+from bindery.models.types import UTCDateTime, utcnow
 
 
 class BatchBase(SQLModel):

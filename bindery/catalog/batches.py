@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bindery.errors import NotFound
-from models.catalog import Batch
+from bindery.models.catalog import Batch
 
 
 def batch_summary(batch: Batch) -> dict[str, Any]:

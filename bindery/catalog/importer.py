@@ -33,10 +33,10 @@ from bindery.catalog.trust import Anchors, load_anchors
 from bindery.catalog.verify import Rejected, verify_entry
 from bindery.db import session_scope
 from bindery.errors import AlreadyExists, BadInput, BinderyError, ReelRejected, one_line
+from bindery.models.catalog import Batch, Device
 from bindery.reels import Reader, reader_for, resolve_reel
 from bindery.reels.base import RawEntry, ReadLimits, ReadRequest, ReelHeader, check_bid
 from bindery.settings import Settings
-from models.catalog import Batch, Device
 
 Progress = Callable[[str, int, int], None]
 LOOKUP_CHUNK = 500

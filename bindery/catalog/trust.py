@@ -24,7 +24,7 @@ from bindery.crypto.certs import (
 from bindery.crypto.chain import TrustStore
 from bindery.crypto.jws import Signer, signers_from
 from bindery.errors import BadInput
-from models.catalog import TrustAnchor
+from bindery.models.catalog import TrustAnchor
 
 ROOT, INTERMEDIATE, SIGNER = "root", "intermediate", "manifest_signer"
 

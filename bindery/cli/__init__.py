@@ -13,7 +13,7 @@ from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
 from bindery import crashlog
-from bindery.cli import accounts, catalog, clouds, db, demo, provisioning, reconcile, web
+from bindery.cli import accounts, catalog, clouds, db, demo, operations, provisioning, reconcile, web
 from bindery.cli.common import console_err
 from bindery.db import is_unavailable, unavailable
 from bindery.errors import BinderyError
@@ -45,6 +45,9 @@ def build_app() -> typer.Typer:
     app.add_typer(web.token_app, name="token")
     accounts.user_app.command("set-password")(web.set_password)
     app.command("doctor")(db.doctor)
+    app.command("deploy")(operations.deploy)
+    app.command("worker")(operations.worker)
+    app.command("serve")(operations.serve)
     app.callback()(version_option)
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,18 +18,38 @@ from bindery.cli.catalog import print_account_batches
 from bindery.cli.common import console
 from bindery.clouds.config import add_cloud_api, change_url, get_cloud_api, secret_of
 from bindery.db import session_scope
-from bindery.errors import NotFound
+from bindery.errors import BinderyError, NotFound, one_line
+from bindery.models.accounts import Account, User
+from bindery.models.clouds import CloudApi
 from bindery.reels.demo import write_demo_reel
 from bindery.secrets import Secret
 from bindery.settings import Settings, get_settings
-from models.accounts import Account, User
-from models.clouds import CloudApi
 
 DEMO_BID = "DEMO-0001"
 DEMO_DEVICES = 1000
 DEMO_ACCOUNT = "Demo Account"
 DEMO_ADMIN = "admin@demo.bindery.local"
 DEMO_CLOUD_API = "demo-receiver"
+
+
+PREFECT_STARTUP_SECONDS = 300
+
+
+def prefect_ready(say: Callable[[str], None]) -> None:
+    """The demo's own readiness wait for Prefect's temporary server (Prefect's default of 20 s is too short
+    on a loaded two-core machine); the flows then reuse that server. A server the user named is used as is."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    say(f"[bold]0. Prefect[/bold] starting a temporary Prefect server (waiting up to {PREFECT_STARTUP_SECONDS // 60} "
+        "minutes) ...")
+    try:
+        SubprocessASGIServer().start(timeout=PREFECT_STARTUP_SECONDS)
+    except Exception as exc:  # Prefect says RuntimeError on a timeout, OSError when it cannot start at all
+        raise BinderyError(f"Prefect's temporary server did not start ({exc.__class__.__name__}: {one_line(exc)}); "
+                           "run `bindery demo` again, or start a server (`make server`) and set "
+                           "PREFECT_API_URL") from None
 
 
 def demo() -> None:
@@ -41,17 +61,16 @@ def demo() -> None:
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Prefect's own 20 s for its temporary server is not enough on a loaded two-core machine
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     os.environ["BINDERY_ALLOW_PRIVATE_TARGETS"] = "1"  # the demo's receiver listens on loopback
-    from flows.bind_batch import bind_batch
-    from flows.export_manifest import export_manifest
-    from flows.import_reel import import_reel
-    from flows.provisioning import provision_batch
-    from flows.reconcile import reconcile
+    say = console().print
+    prefect_ready(say)
+    from bindery.flows.bind_batch import bind_batch
+    from bindery.flows.export_manifest import export_manifest
+    from bindery.flows.import_reel import import_reel
+    from bindery.flows.provisioning import provision_batch
+    from bindery.flows.reconcile import reconcile
 
     out = settings.home / "demo"
-    say = console().print
     say(f"[bold]1. database[/bold] {database.redact_url(settings.resolved_database_url)}")
     database.upgrade(settings)
     reel, qr_text = out / f"{DEMO_BID}.7z", f"{settings.public_url.rstrip('/')}/bind?bid={DEMO_BID}"

@@ -15,9 +15,9 @@ from bindery import audit
 from bindery.access import Action, Actor, require
 from bindery.clouds.urls import check_url
 from bindery.errors import AlreadyExists, BadInput, NotFound
+from bindery.models.clouds import CloudApi
 from bindery.secrets import REDACTED, Secret, decrypt, encrypt
 from bindery.settings import Settings
-from models.clouds import CloudApi
 
 KINDS = ("aws", "azure", "other", "aws-iot", "azure-iot-hub")
 DEFAULT_STAGE = "$default"

@@ -11,8 +11,8 @@ from bindery.clouds.config import secret_of, settings_of
 from bindery.clouds.interop import InteropConnector, basic, bearer
 from bindery.clouds.tokens import signing_key
 from bindery.errors import BinderyError
+from bindery.models.clouds import CloudApi
 from bindery.settings import Settings
-from models.clouds import CloudApi
 
 INTEROP_KINDS = ("aws", "azure", "other")
 

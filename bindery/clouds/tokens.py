@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 
 from bindery import audit
 from bindery.crypto.certs import b64url
+from bindery.models.clouds import SigningKey
 from bindery.secrets import decrypt, encrypt
 from bindery.settings import Settings
-from models.clouds import SigningKey
 
 TOKEN_LIFETIME = 300  # seconds; receivers refuse longer-lived tokens
 ISSUER = "bindery"

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bindery.errors import BinderyError
-from models.provisioning import RunLease
+from bindery.models.provisioning import RunLease
 
 
 class Busy(BinderyError):

@@ -17,10 +17,10 @@ from bindery import audit
 from bindery.access import Action, Actor, owned_batch, require
 from bindery.clouds.config import get_cloud_api
 from bindery.errors import NotFound
-from models.accounts import Binding
-from models.catalog import Batch
-from models.clouds import CloudApi
-from models.provisioning import RunLease
+from bindery.models.accounts import Binding
+from bindery.models.catalog import Batch
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import RunLease
 
 
 def list_leases(*, session: Session, actor: Actor) -> list[dict[str, Any]]:

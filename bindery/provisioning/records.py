@@ -10,9 +10,9 @@ from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
 from bindery.clouds.base import DeviceCert, DeviceResult, Outcome
-from models.catalog import Device
-from models.clouds import CloudApi
-from models.provisioning import ProvisioningRecord
+from bindery.models.catalog import Device
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import ProvisioningRecord
 
 PENDING, PROVISIONED, FAILED, REMOVED = "pending", "provisioned", "failed", "removed"
 

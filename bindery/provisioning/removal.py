@@ -19,13 +19,13 @@ from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import INTEROP_KINDS, connector_for
 from bindery.db import get_engine, session_scope
 from bindery.errors import BadInput
+from bindery.models.catalog import Device
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import ProvisioningRecord
 from bindery.provisioning import lease, records
 from bindery.provisioning.quota import pacer_for
 from bindery.provisioning.ratelimit import rate_for
 from bindery.settings import Settings
-from models.catalog import Device
-from models.clouds import CloudApi
-from models.provisioning import ProvisioningRecord
 
 
 @dataclass

@@ -25,12 +25,12 @@ from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope, through_outage
 from bindery.errors import BadInput, BinderyError
+from bindery.models.accounts import Binding
+from bindery.models.clouds import CloudApi
 from bindery.provisioning import lease, records, shards
 from bindery.provisioning.quota import pacer_for
 from bindery.provisioning.ratelimit import PACED_KINDS, cost, rate_for
 from bindery.settings import Settings
-from models.accounts import Binding
-from models.clouds import CloudApi
 
 T = TypeVar("T")
 

@@ -13,6 +13,9 @@ from bindery.access import Action, Actor, actor_for, owned_batch, require
 from bindery.binding import BindOutcome, bind
 from bindery.clouds.config import get_cloud_api
 from bindery.db import session_scope
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import AccountSettings
+from bindery.models.types import utcnow
 from bindery.provisioning.run import (
     ChunkResult,
     RunPlan,
@@ -22,9 +25,6 @@ from bindery.provisioning.run import (
     run_chunk_with_retries,
 )
 from bindery.settings import Settings
-from models.clouds import CloudApi
-from models.provisioning import AccountSettings
-from models.types import utcnow
 
 Progress = Callable[[int, int], None]
 

@@ -17,10 +17,10 @@ from sqlmodel import Session, col, select
 from bindery.access import Action
 from bindery.db import get_engine, session_scope
 from bindery.errors import BadInput
+from bindery.models.provisioning import ShardLease
 from bindery.provisioning import lease, records, shards
 from bindery.provisioning.run import ChunkResult, RunPlan, authorize, chunk_size, new_plan, plan_run, release
 from bindery.settings import Settings
-from models.provisioning import ShardLease
 
 
 class Launcher(Protocol):

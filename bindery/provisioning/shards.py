@@ -20,9 +20,9 @@ from sqlalchemy import ColumnElement, delete, or_, update
 from sqlmodel import Session, col, select
 
 from bindery.db import get_engine
+from bindery.models.provisioning import ProvisioningRecord, ShardLease
 from bindery.provisioning import records
 from bindery.settings import Settings
-from models.provisioning import ProvisioningRecord, ShardLease
 
 
 @dataclass(frozen=True)

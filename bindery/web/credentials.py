@@ -22,9 +22,9 @@ from sqlmodel import Session, col, select
 from bindery import audit
 from bindery.access import Actor, actor_for, normalise_email
 from bindery.errors import BadInput, BinderyError, NotFound
+from bindery.models.accounts import User
+from bindery.models.web import ApiToken, LoginThrottle, WebSession
 from bindery.settings import Settings
-from models.accounts import User
-from models.web import ApiToken, LoginThrottle, WebSession
 
 TOKEN_PREFIX = "bdy_"
 SESSION_HOURS = 12

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import models  # noqa: F401
+import bindery.models  # noqa: F401
 from bindery import db as database
 from bindery.settings import Settings
 

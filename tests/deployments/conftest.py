@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from deployments.local_cluster import prefect_server as running_server
+from bindery.deployments.local_cluster import prefect_server as running_server
 
 PREFECT_GROUP = pytest.mark.xdist_group("prefect-server")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bindery.deployments.erp_client import ErpClient
+from bindery.deployments.local_cluster import AUTH, start_worker, stop_worker
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings, get_settings
 from bindery.web.app import create_app as create_web
-from deployments.erp_client import ErpClient
-from deployments.local_cluster import AUTH, start_worker, stop_worker
 from tests.conftest import Cli
 from tests.deployments.conftest import PREFECT_GROUP
 from tests.support.servers import serve

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bindery.deployments.erp_client import ErpClient, ErpError, RetryPolicy
+from bindery.deployments.local_cluster import AUTH, ROOT, start_worker, stop_worker
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
-from deployments.erp_client import ErpClient, ErpError, RetryPolicy
-from deployments.local_cluster import AUTH, ROOT, start_worker, stop_worker
 from tests.conftest import Cli
 from tests.deployments.conftest import PREFECT_GROUP
 from tests.support.busy_proxy import BusyPlan, create_busy_proxy

@@ -52,8 +52,23 @@ def test_reconcile_runs_nightly_at_two() -> None:
     assert reconcile["schedules"] == [{"cron": "0 2 * * *", "timezone": "Europe/Berlin"}]
 
 
+def test_installed_code_deploys_what_prefect_yaml_declares() -> None:
+    """`bindery deploy` (module-path entrypoints, no clone) and prefect.yaml (file entrypoints) agree."""
+    from bindery.deployments.serve import build
+
+    built = {d.name: d for d in build(work_pool="bindery", module_paths=True)}
+    for declared in deployments():
+        mine = built[declared["name"]]
+        path, function = declared["entrypoint"].split(":")
+        assert mine.entrypoint == "bindery." + path.removesuffix(".py").replace("/", ".") + "." + function
+        assert mine.description == declared["description"] and mine.work_pool_name == declared["work_pool"]["name"]
+        assert mine.enforce_parameter_schema is declared["enforce_parameter_schema"]
+        crons = [(s.schedule.cron, s.schedule.timezone) for s in mine.schedules]
+        assert crons == [(s["cron"], s["timezone"]) for s in declared.get("schedules", [])]
+
+
 def test_serve_builds_the_same_deployments() -> None:
-    from deployments.serve import build
+    from bindery.deployments.serve import build
 
     built = {d.name: d for d in build()}
     assert set(built) == EXPECTED

@@ -14,10 +14,10 @@ import httpx
 import psycopg
 import pytest
 
+from bindery.deployments.erp_client import ErpClient
+from bindery.deployments.local_cluster import AUTH, parent_pid, prefect_server, process_tree, start_worker, stop_worker
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
-from deployments.erp_client import ErpClient
-from deployments.local_cluster import AUTH, parent_pid, prefect_server, process_tree, start_worker, stop_worker
 from tests.conftest import PG_ADMIN_URL, Cli
 from tests.support import db
 from tests.support.servers import serve

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from prefect.artifacts import Artifact
 
+from bindery.flows.bind_batch import bind_batch
+from bindery.flows.export_manifest import export_manifest
 from bindery.settings import Settings
-from flows.bind_batch import bind_batch
-from flows.export_manifest import export_manifest
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.world import ADMIN, MEMBER, OTHER, make_world

@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect.artifacts import Artifact
 
 from bindery.crypto.certs import pem_of
+from bindery.flows.import_reel import import_reel
 from bindery.reels.demo import DemoReel
 from bindery.settings import Settings
-from flows.import_reel import import_reel
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.certs import Chain, write_csv

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from prefect.artifacts import Artifact
 
+from bindery.flows.provisioning import bind_and_provision, provision_batch
 from bindery.settings import Settings
-from flows.provisioning import bind_and_provision, provision_batch
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.flaky import FaultLog, create_flaky_proxy
@@ -79,7 +79,7 @@ def test_member_bind_without_api_provisions_nothing(world: Cli, receiver: str) -
 
 
 def test_deprovision_flow_with_forget(world: Cli, receiver: str, settings: Settings) -> None:
-    from flows.provisioning import deprovision_batch
+    from bindery.flows.provisioning import deprovision_batch
 
     world.ok("bind", "FL1", "--user", MEMBER)
     add(world, "lab", receiver)
@@ -94,9 +94,9 @@ def test_deprovision_flow_with_forget(world: Cli, receiver: str, settings: Setti
 
 def test_shard_flows_provision_their_ranges(world: Cli, receiver: str, settings: Settings) -> None:
     """Each provision-shard run claims its range; a second run of a finished shard does nothing."""
+    from bindery.flows.provisioning import provision_shard
     from bindery.provisioning.sharded import start_sharded
     from bindery.settings import get_settings
-    from flows.provisioning import provision_shard
 
     world.ok("bind", "FL1", "--user", MEMBER)
     add(world, "lab", receiver)

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from prefect.artifacts import Artifact
 
-from flows.reconcile import reconcile
+from bindery.flows.reconcile import reconcile
 from tests.conftest import Cli
 from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
 from tests.support.world import ADMIN, MEMBER, make_world

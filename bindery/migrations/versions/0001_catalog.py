@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import models.types
+import bindery.models.types
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('subject', sa.String(length=256), nullable=False),
     sa.Column('detail', sa.Text(), server_default='{}', nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
@@ -45,7 +45,7 @@ def upgrade() -> None:
     sa.Column('source_name', sa.String(length=512), nullable=False),
     sa.Column('source_sha256', sa.String(length=64), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('imported_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('imported_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('batch', schema=None) as batch_op:
@@ -58,11 +58,11 @@ def upgrade() -> None:
     sa.Column('issuer', sa.String(length=1024), nullable=False),
     sa.Column('fingerprint_sha256', sa.String(length=64), nullable=False),
     sa.Column('key_id', sa.String(length=128), nullable=True),
-    sa.Column('not_before', models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('not_after', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('not_before', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('not_after', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('der', sa.LargeBinary(), nullable=False),
-    sa.Column('added_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('added_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('trust_anchor', schema=None) as batch_op:
@@ -76,8 +76,8 @@ def upgrade() -> None:
     sa.Column('serial_hex', sa.String(length=64), nullable=False),
     sa.Column('issuer', sa.String(length=1024), nullable=False),
     sa.Column('key_type', sa.String(length=32), nullable=False),
-    sa.Column('not_before', models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('not_after', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('not_before', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('not_after', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('certificate_pem', sa.Text(), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import models.types
+import bindery.models.types
 
 revision: str = '0002'
 down_revision: str | None = '0001'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table('account',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('account', schema=None) as batch_op:
@@ -35,7 +35,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -49,7 +49,7 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('bound_by_user_id', sa.Integer(), nullable=False),
-    sa.Column('bound_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('bound_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
     sa.ForeignKeyConstraint(['bound_by_user_id'], ['app_user.id'], ),

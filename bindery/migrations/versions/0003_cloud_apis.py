@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import models.types
+import bindery.models.types
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('kid', sa.String(length=64), nullable=False),
     sa.Column('public_pem', sa.Text(), nullable=False),
     sa.Column('private_token', sa.Text(), nullable=False),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('kid')
     )
@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('settings_json', sa.Text(), nullable=False),
     sa.Column('secret_token', sa.Text(), nullable=True),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=320), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('id'),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import models.types
+import bindery.models.types
 
 revision: str = '0004'
 down_revision: str | None = '0003'
@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('auto_provision', sa.Boolean(), nullable=False),
     sa.Column('default_cloud_api_id', sa.Integer(), nullable=True),
-    sa.Column('updated_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_by', sa.String(length=320), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.ForeignKeyConstraint(['default_cloud_api_id'], ['cloud_api.id'], ),
@@ -38,9 +38,9 @@ def upgrade() -> None:
     sa.Column('error_class', sa.String(length=16), nullable=True),
     sa.Column('external_ref', sa.String(length=512), nullable=True),
     sa.Column('endpoint', sa.String(length=512), nullable=True),
-    sa.Column('first_attempt_at', models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_attempt_at', models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('provisioned_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_attempt_at', bindery.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_attempt_at', bindery.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provisioned_at', bindery.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('device_id', sa.Integer(), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
@@ -62,8 +62,8 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('cloud_api_id', sa.Integer(), nullable=False),
     sa.Column('holder', sa.String(length=128), nullable=False),
-    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
     sa.ForeignKeyConstraint(['cloud_api_id'], ['cloud_api.id'], ),
     sa.PrimaryKeyConstraint('id'),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import models.types
+import bindery.models.types
 
 revision: str = '0005'
 down_revision: str | None = '0004'
@@ -36,11 +36,11 @@ def upgrade() -> None:
     sa.Column('first_device_id', sa.Integer(), nullable=False),
     sa.Column('last_device_id', sa.Integer(), nullable=False),
     sa.Column('holder', sa.String(length=128), nullable=True),
-    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', bindery.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('flow_run_id', sa.String(length=64), nullable=True),
     sa.Column('launches', sa.Integer(), nullable=False),
     sa.Column('already_present', sa.Integer(), nullable=False),
-    sa.Column('finished_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', bindery.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
     sa.ForeignKeyConstraint(['cloud_api_id'], ['cloud_api.id'], ),
     sa.PrimaryKeyConstraint('id'),

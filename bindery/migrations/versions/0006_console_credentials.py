@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-import models.types
+import bindery.models.types
 
 revision: str = '0006'
 down_revision: str | None = '0005'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table('login_failure',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('login_failure', schema=None) as batch_op:
@@ -36,9 +36,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('token_sha256', sa.String(length=64), nullable=False),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', models.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', bindery.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', bindery.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -51,8 +51,8 @@ def upgrade() -> None:
     sa.Column('session_sha256', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('csrf_token', sa.String(length=64), nullable=False),
-    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import models.types
+import bindery.models.types
 
 revision: str = '0007'
 down_revision: str | None = '0006'
@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('login_throttle',
     sa.Column('key', sa.String(length=400), nullable=False),
-    sa.Column('window_start', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_start', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
@@ -34,7 +34,7 @@ def downgrade() -> None:
     op.create_table('login_failure',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', bindery.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('login_failure', schema=None) as batch_op:

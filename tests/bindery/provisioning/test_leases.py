@@ -8,10 +8,10 @@ import pytest
 from sqlmodel import Session, select
 
 from bindery import db as database
+from bindery.models.catalog import Batch
+from bindery.models.clouds import CloudApi
 from bindery.provisioning import lease
 from bindery.settings import Settings
-from models.catalog import Batch
-from models.clouds import CloudApi
 from tests.bindery.provisioning.test_provision import add_receiver
 from tests.conftest import Cli
 from tests.support import db

@@ -11,10 +11,10 @@ import pytest
 from prefect.artifacts import Artifact
 
 from bindery.clouds.interop import policy_applied
+from bindery.flows.provisioning import provision_batch
 from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings, get_settings
 from bindery.web.app import create_app as create_web
-from flows.provisioning import provision_batch
 from tests.bindery.provisioning.test_provision import add_receiver
 from tests.bindery.web.conftest import PASSWORD
 from tests.bindery.web.test_pages import csrf

@@ -14,11 +14,11 @@ from sqlmodel import Session
 
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
+from bindery.models.clouds import CloudApi
 from bindery.provisioning import records, shards
 from bindery.provisioning.run import ChunkResult, RunPlan, finish_run, run_chunk_with_retries
 from bindery.provisioning.sharded import already_present, finish_shard, start_shard, start_sharded, supervise
 from bindery.settings import Settings, get_settings
-from models.clouds import CloudApi
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.servers import held

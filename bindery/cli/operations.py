@@ -1,0 +1,62 @@
+"""`bindery deploy`, `bindery worker`, `bindery serve`: running an installed Bindery with a Prefect server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import suppress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bindery.cli.common import console
+from bindery.errors import BadInput
+
+PoolOption = Annotated[str, typer.Option("--pool", help="Prefect work pool (a process pool; made if missing).")]
+
+
+def _prefect_server() -> str:
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        raise BadInput("set PREFECT_API_URL to your Prefect server's API (and PREFECT_API_AUTH_STRING if it has "
+                       "auth); see README, Operations")
+    return url
+
+
+def _ensure_pool(pool: str) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+
+def deploy(pool: PoolOption = "bindery",
+           work_queue: Annotated[str | None, typer.Option("--work-queue", help="Work queue of the pool.")] = None,
+           ) -> None:
+    """Register every Bindery deployment (as prefect.yaml defines them) from the installed code; idempotent."""
+    from bindery.deployments.serve import build, deploy_all
+
+    url = _prefect_server()
+    _ensure_pool(pool)
+    ids = deploy_all(work_pool=pool, work_queue=work_queue)
+    for deployment, deployment_id in zip(build(), ids, strict=True):
+        console().print(f"deployed {deployment.flow_name}/{deployment.name} ({deployment_id}) on pool {pool}")
+    console().print(f"{len(ids)} deployments on {url}; start workers with `bindery worker --pool {pool}`")
+
+
+def worker(pool: PoolOption = "bindery",
+           limit: Annotated[int, typer.Option(help="Flow runs at once.")] = 4) -> None:
+    """A Prefect process worker for the pool (this process becomes the worker)."""
+    _prefect_server()
+    prefect = str(Path(sys.executable).parent / "prefect")
+    os.execv(prefect, [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
+
+
+def serve() -> None:
+    """Serve every deployment from this process, without a work pool (a single host)."""
+    from bindery.deployments.serve import main
+
+    main()

@@ -1,5 +1,0 @@
-"""`python -m bindery.cli` runs the `bindery` command."""
-
-from bindery.cli import main
-
-main()

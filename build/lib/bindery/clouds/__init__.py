@@ -1,1 +1,0 @@
-"""Product Cloud APIs: configuration, and one connector module per kind behind one Protocol."""

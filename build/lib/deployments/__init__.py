@@ -1,1 +1,0 @@
-"""Prefect deployments of Bindery's flows (see prefect.yaml)."""

@@ -1,1 +1,0 @@
-"""Prefect tasks: thin wrappers that add names, retries and concurrency to Bindery's plain functions."""
