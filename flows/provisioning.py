@@ -86,7 +86,7 @@ def _outcome(report: RunReport) -> State[Any]:
                   data=summary)
 
 
-@flow(name="provision-batch", description="Provision a bound batch's devices into a Product Cloud API (Provision Now).")
+@flow(name="provision-batch", description="Provision Now - a bound batch's devices into a Product Cloud API.")
 def provision_batch(bid: str, cloud_api: str | None, user: str, shards: int = 1) -> State[Any]:
     """Provision Now: the batch's devices into a Product Cloud API.
 
@@ -101,7 +101,8 @@ def provision_batch(bid: str, cloud_api: str | None, user: str, shards: int = 1)
     return _outcome(_run(steps.plan(bid, cloud_api, user)))
 
 
-@flow(name="provision-shard", description="One shard of a sharded provisioning run (started by provision-batch).")
+@flow(name="provision-shard",
+      description="One shard of a sharded provision-batch run; any worker of the pool picks it up.")
 def provision_shard(bid: str, cloud_api: str, user: str, shard: int) -> State[Any]:
     """Claim one shard of a sharded run and provision its devices; gives the shard back when it cannot finish.
 
@@ -131,7 +132,8 @@ def provision_shard(bid: str, cloud_api: str, user: str, shard: int) -> State[An
     return Failed(message=f"shard {shard} given back unfinished; provision-batch relaunches it", data=summary)
 
 
-@flow(name="bind-and-provision", description="Bind a batch, then provision it into the picked or default API.")
+@flow(name="bind-and-provision",
+      description="Bind a batch by its BID, then provision it into the picked or the account's default API.")
 def bind_and_provision(bid: str, user: str, cloud_api: str | None = None) -> State[Any]:
     """Bind a batch, then provision it when an admin picked an API or the account's auto-provision is on.
 

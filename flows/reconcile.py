@@ -12,7 +12,7 @@ from bindery.tasks import artifacts
 from bindery.tasks.reconcile import find_targets, reconcile_target
 
 
-@flow(name="reconcile", description="Compare every target's holdings with the records; optionally repair.")
+@flow(name="reconcile", description="Nightly - compare every target's holdings with the records and report drift.")
 def reconcile(account: str | None = None, repair: bool = False) -> State[Any]:
     """Compare what every target holds with the records and report drift.
 
