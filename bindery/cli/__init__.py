@@ -34,6 +34,7 @@ def build_app() -> typer.Typer:
     app.command("manifest")(accounts.export)
     app.command("provision")(provisioning.provision)
     app.command("deprovision")(provisioning.deprovision)
+    app.command("devices")(provisioning.devices)
     app.command("reconcile")(reconcile.reconcile)
     app.add_typer(provisioning.settings_app, name="settings")
     app.add_typer(provisioning.lease_app, name="lease")

@@ -149,3 +149,38 @@ def lease_release(bid: str, cloud_api: Annotated[str, typer.Option("--cloud-api"
     with session_scope() as session:
         holder = clear_lease(session=session, actor=acting(session, user), bid=bid, cloud_api=cloud_api)
     console().print(f"released the lease of {bid} into {cloud_api} (held by {holder})")
+
+
+def devices(bid: str, cloud_api: CloudApiOption = None,
+            status: Annotated[str | None, typer.Option(help="pending, provisioned, failed or removed.")] = None,
+            as_json: JsonOption = False,
+            as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+            user: UserOption = None) -> None:
+    """Each device of a batch in each Product Cloud API: status, attempts, last error, reference."""
+    import csv
+    import sys
+
+    from bindery.provisioning.devices import COLUMNS, device_page
+
+    rows: list[dict[str, object]] = []
+    after: str | None = None
+    with session_scope() as session:
+        actor = acting(session, user)
+        while True:  # page by page: a large batch is never loaded at once
+            page = device_page(session=session, actor=actor, bid=bid, cloud_api=cloud_api, status=status, after=after,
+                               limit=1000)
+            rows += page.rows
+            if page.next_after is None:
+                break
+            after = page.next_after
+    if as_json:
+        print_json(rows)
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print_table(f"Devices of {bid}", ["device", "Product Cloud API", "status", "attempts", "last error",
+                                           "external reference", "provisioned at"],
+                    [[r["device_id"], r["cloud_api"], r["status"], r["attempts"], r["last_error"], r["external_ref"],
+                      r["provisioned_at"]] for r in rows])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
@@ -156,6 +158,30 @@ def list_batches(request: Request, actor: ActorDep) -> list[dict[str, Any]]:
 def show_batch(request: Request, actor: ActorDep, bid: str) -> dict[str, Any]:
     with session_scope(settings_of(request)) as session:
         return binding.batch_view(session=session, actor=actor, bid=bid)
+
+
+@router.get("/batches/{bid}/devices", summary="The batch's devices per Product Cloud API, keyset-paged",
+            response_model=None)
+def list_devices(request: Request, actor: ActorDep, bid: str,
+                 cloud_api: Annotated[str | None, Query(max_length=200)] = None,
+                 state: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+                 after: Annotated[str | None, Query(max_length=64)] = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response | dict[str, Any]:
+    """JSON ``{"devices": [...], "next": cursor}``, or one page as CSV with ``Accept: text/csv`` (the next
+    cursor in the ``X-Next-After`` header)."""
+    from bindery.provisioning.devices import COLUMNS, device_page
+
+    with session_scope(settings_of(request)) as session:
+        page = device_page(session=session, actor=actor, bid=bid, cloud_api=cloud_api, status=state, after=after,
+                           limit=limit)
+    if "text/csv" in request.headers.get("accept", ""):
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(page.rows)
+        return Response(out.getvalue(), media_type="text/csv",
+                        headers={"X-Next-After": page.next_after} if page.next_after else None)
+    return {"devices": page.rows, "next": page.next_after}
 
 
 @router.post("/batches", status_code=status.HTTP_201_CREATED, summary="Bind a batch (by BID or QR text)")
