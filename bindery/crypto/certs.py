@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from asn1crypto import parser as asn1_parser
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -47,10 +49,23 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
             return x509.load_pem_x509_certificates(stripped)
         except ValueError as exc:
             raise CertificateError(f"malformed PEM certificate ({_short(exc)})") from None
-    try:
-        return [x509.load_der_x509_certificate(stripped)]
+    try:  # DER as it is: its last bytes (a signature's) may well look like whitespace
+        return [x509.load_der_x509_certificate(bytes(data))]
     except ValueError as exc:
+        whole = _der_length(data)
+        if whole and not data[whole:].strip():  # a DER file a tool ended with a newline
+            with suppress(ValueError):
+                return [x509.load_der_x509_certificate(bytes(data[:whole]))]
         raise CertificateError(f"not a certificate (neither PEM nor DER: {_short(exc)})") from None
+
+
+def _der_length(data: bytes) -> int | None:
+    """How long the first DER element says it is (header included), or None."""
+    try:
+        _cls, _method, _tag, header, contents, _trailer = asn1_parser.parse(bytes(data))
+    except (ValueError, TypeError):
+        return None
+    return len(header) + len(contents)
 
 
 def load_b64_der(text: str) -> x509.Certificate:
