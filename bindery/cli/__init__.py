@@ -84,9 +84,10 @@ def main() -> None:
     except BinderyError as exc:
         _fail(str(exc), exc.exit_code)
     except DBAPIError as exc:  # an engine used outside a session scope
-        if not is_unavailable(exc):
+        if is_unavailable(exc):
+            _fail(str(unavailable(exc, get_settings().resolved_database_url)), 1)
+        else:
             _fail(crashlog.record(exc, " ".join(sys.argv[:3])), 1)
-        _fail(str(unavailable(exc, get_settings().resolved_database_url)), 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:

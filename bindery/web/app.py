@@ -142,11 +142,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(BinderyError)
     async def rule_error(request: Request, exc: BinderyError) -> Response:
         if not request.url.path.startswith("/api"):
-            return pages.error_page(request, exc, status_of(exc))
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else {}
+            response = pages.error_page(request, exc, status_of(exc))
+        else:
+            headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+            response = JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
         if isinstance(exc, DatabaseUnavailable):
-            headers["Retry-After"] = str(exc.retry_after_seconds)
-        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
+            response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
 
     @app.exception_handler(IntegrityError)
     async def conflict(request: Request, exc: IntegrityError) -> Response:

@@ -122,10 +122,7 @@ def error_page(request: Request, exc: BinderyError, status: int) -> Response:
         who = None if isinstance(exc, DatabaseUnavailable) else current(request)
     except DatabaseUnavailable:
         who = None
-    response = render(request, "error.html", who, status=status, message=str(exc)[:FLASH_LIMIT])
-    if isinstance(exc, DatabaseUnavailable):
-        response.headers["Retry-After"] = str(exc.retry_after_seconds)
-    return response
+    return render(request, "error.html", who, status=status, message=str(exc)[:FLASH_LIMIT])
 
 
 def safe_next(target: str | None) -> str:
