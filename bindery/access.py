@@ -34,6 +34,7 @@ class Action(StrEnum):
     PROVISION = "provision devices"
     AUTO_PROVISION = "provision on bind as the account's auto-provision setting says"
     VIEW = "view batches"
+    READ_AUDIT = "read the audit log"
 
 
 # Auto-provisioning follows a bind under the setting an admin chose, so members trigger it too.

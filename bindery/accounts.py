@@ -23,7 +23,8 @@ def create_account(*, session: Session, name: str, actor: str) -> Account:
         raise AlreadyExists(f"account {name} already exists")
     account = Account(name=name)
     session.add(account)
-    audit.record(session=session, actor=actor, action="account.create", subject=name)
+    session.flush()
+    audit.record(session=session, actor=actor, action="account.create", subject=name, account_id=account.id)
     return account
 
 
@@ -46,7 +47,8 @@ def add_user(*, session: Session, email: str, account: str, role: str, actor: st
     assert owner.id is not None
     user = User(email=email, role=checked_role.value, account_id=owner.id)
     session.add(user)
-    audit.record(session=session, actor=actor, action="user.add", subject=email, account=owner.name,
+    audit.record(session=session, actor=actor, action="user.add", subject=email, account_id=owner.id,
+                 account=owner.name,
                  role=checked_role.value)
     return user
 

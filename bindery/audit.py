@@ -6,8 +6,9 @@ import getpass
 import json
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from bindery.models.accounts import User
 from bindery.models.audit import AuditEvent
 
 
@@ -18,8 +19,12 @@ def operator_name() -> str:
         return "operator"
 
 
-def record(*, session: Session, actor: str, action: str, subject: str, **detail: Any) -> AuditEvent:
-    event = AuditEvent(actor=actor, action=action, subject=subject,
+def record(*, session: Session, actor: str, action: str, subject: str, account_id: int | None = None,
+           **detail: Any) -> AuditEvent:
+    """One event; its account is the acting user's unless given (an operator's catalog work has none)."""
+    if account_id is None:
+        account_id = session.exec(select(User.account_id).where(User.email == actor)).first()
+    event = AuditEvent(actor=actor, action=action, subject=subject, account_id=account_id,
                        detail=json.dumps(detail, default=str, sort_keys=True))
     session.add(event)
     return event

@@ -17,7 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from bindery import audit
+from bindery import audit, runs
 from bindery.clouds.base import DeviceKey
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
@@ -49,6 +49,23 @@ class Drift:
     @property
     def has_drift(self) -> bool:
         return bool(self.missing or self.unrecorded or self.disabled or self.mismatched)
+
+    def findings(self) -> dict[str, list[str]]:
+        return {"missing": self.missing, "unrecorded": self.unrecorded, "disabled": self.disabled,
+                "mismatched": self.mismatched}
+
+    def counts(self) -> dict[str, int]:
+        """Per kind of drift, and ``drift``: the devices with any (the trend's figure)."""
+        drifted = set(self.missing) | set(self.unrecorded) | set(self.disabled) | set(self.mismatched)
+        return {"expected": self.expected, "present": self.present, "drift": len(drifted),
+                **{kind: len(ids) for kind, ids in self.findings().items()}, **self.repaired}
+
+    def summary(self) -> str:
+        if not self.checked:
+            return "records only: interop targets cannot be asked"
+        if not self.has_drift:
+            return f"in sync: {self.present} of {self.expected} present"
+        return "drift: " + ", ".join(f"{len(ids)} {kind}" for kind, ids in self.findings().items() if ids)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +137,8 @@ def check_target(*, settings: Settings, account: str, batch: Batch, api: CloudAp
     return drift, {k: v for k, v in held.items()}
 
 
-def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, held: dict[str, Any]) -> None:
+def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, held: dict[str, Any],
+           origin: runs.Origin = runs.CLI) -> None:
     """Record what the target holds, then provision what it lacks (the usual run, lease and all)."""
     assert batch.id is not None and api.id is not None
     with session_scope(settings) as session:
@@ -137,12 +155,14 @@ def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, hel
             col(ProvisioningRecord.device_id).in_([pks[d] for d in drift.missing]))
             .values(status=records.PENDING, provisioned_at=None, external_ref=None))
         audit.record(session=session, actor=audit.operator_name(), action="reconcile.repair", subject=batch.bid,
-                     cloud_api=api.name, recorded=len(good), reprovision=len(drift.missing))
+                     account_id=api.account_id, cloud_api=api.name, recorded=len(good),
+                     reprovision=len(drift.missing))
     drift.repaired = {"recorded": len(good)}
     if drift.missing:
         from bindery.provisioning.service import execute
 
-        plan = start_run(settings=settings, batch_id=batch.id, bid=batch.bid, api=api, actor="reconcile")
+        plan = start_run(settings=settings, batch_id=batch.id, bid=batch.bid, api=api, actor="reconcile",
+                         origin=runs.Origin("reconcile", origin.flow_run_id, origin.flow_run_url))
         still_missing = {device_id for device_id, _error in execute(settings=settings, plan=plan).failures}
         drift.repaired["reprovisioned"] = sum(d not in still_missing for d in drift.missing)
 
@@ -158,13 +178,30 @@ def load_target(*, settings: Settings, bid: str, cloud_api_name: str, account: s
         return row
 
 
-def reconcile(*, settings: Settings, account: str | None = None, fix: bool = False) -> list[Drift]:
+def reconcile_target(*, settings: Settings, account: str, batch: Batch, api: CloudApi, fix: bool,
+                     started_by: str, origin: runs.Origin) -> Drift:
+    """One target's check (and repair), kept in the run history with its findings: the drift report."""
+    assert batch.id is not None and api.id is not None
+    with session_scope(settings) as session:
+        run_id = runs.begin(session=session, kind=runs.RECONCILE, batch_id=batch.id, bid=batch.bid, api_id=api.id,
+                            api_name=api.name, started_by=started_by, origin=origin)
+    try:
+        drift, held = check_target(settings=settings, account=account, batch=batch, api=api)
+        if fix and drift.has_drift:
+            repair(settings=settings, batch=batch, api=api, drift=drift, held=held, origin=origin)
+    except Exception as exc:
+        with session_scope(settings) as session:
+            runs.finish(session=session, run_id=run_id, ok=False, counts={}, message=f"check failed: {exc}")
+        raise
+    with session_scope(settings) as session:
+        runs.finish(session=session, run_id=run_id, ok=True,
+                    counts=drift.counts(), message=drift.summary(), findings=drift.findings())
+    return drift
+
+
+def reconcile(*, settings: Settings, account: str | None = None, fix: bool = False,
+              origin: runs.Origin = runs.CLI) -> list[Drift]:
     with session_scope(settings) as session:
         targets = bound_targets(session, account)
-    drifts: list[Drift] = []
-    for account_name, batch, api in targets:
-        drift, held = check_target(settings=settings, account=account_name, batch=batch, api=api)
-        if fix and drift.has_drift:
-            repair(settings=settings, batch=batch, api=api, drift=drift, held=held)
-        drifts.append(drift)
-    return drifts
+    return [reconcile_target(settings=settings, account=account_name, batch=batch, api=api, fix=fix,
+                             started_by=audit.operator_name(), origin=origin) for account_name, batch, api in targets]

@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, State
 
 from bindery.tasks import artifacts
+from bindery.tasks.origin import flow_origin
 from bindery.tasks.reconcile import find_targets, reconcile_target
 
 
@@ -21,8 +22,9 @@ def reconcile(account: str | None = None, repair: bool = False) -> State[Any]:
         repair: Re-provision the missing devices and record the unrecorded ones.
     """
     targets = find_targets(account)
+    origin = flow_origin()
     drifts = [future.result() for future in
-              [reconcile_target.submit(name, bid, api, repair) for name, bid, api in targets]]
+              [reconcile_target.submit(name, bid, api, repair, origin) for name, bid, api in targets]]
     by_account: dict[str, list[Any]] = {}
     for drift in drifts:
         by_account.setdefault(drift.account, []).append(drift)

@@ -5,9 +5,11 @@ from bindery.models.audit import AuditEvent
 from bindery.models.catalog import Batch, Device, TrustAnchor
 from bindery.models.clouds import CloudApi, SigningKey
 from bindery.models.provisioning import AccountSettings, ProvisioningRecord, QuotaPace, RunLease, ShardLease
+from bindery.models.runs import Run
 from bindery.models.web import ApiToken, LoginThrottle, WebSession
 
 __all__ = [
     "Account", "AccountSettings", "ApiToken", "AuditEvent", "Batch", "Binding", "CloudApi", "Device", "LoginThrottle",
-    "ProvisioningRecord", "QuotaPace", "RunLease", "ShardLease", "SigningKey", "TrustAnchor", "User", "WebSession",
+    "ProvisioningRecord", "QuotaPace", "Run", "RunLease", "ShardLease", "SigningKey", "TrustAnchor", "User",
+    "WebSession",
 ]

@@ -21,8 +21,11 @@ class AuditEvent(AuditEventBase, table=True):
     __tablename__ = "audit_event"
 
     id: int | None = Field(default=None, primary_key=True)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True,
+                                   description="the account acted in; none for the operator's catalog work")
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 class AuditEventPublic(AuditEventBase):
+    id: int
     at: datetime

@@ -12,6 +12,7 @@ from bindery.access import Action
 from bindery.clouds.base import Transient
 from bindery.provisioning import removal, run, service, sharded
 from bindery.settings import get_settings
+from bindery.tasks.origin import flow_origin
 
 
 def transient_only(_task: Task[..., Any], _task_run: TaskRun, state: State[Any]) -> bool:
@@ -27,14 +28,15 @@ def transient_only(_task: Task[..., Any], _task_run: TaskRun, state: State[Any])
 
 @task(name="plan-provisioning", cache_policy=NO_CACHE)
 def plan(bid: str, cloud_api: str | None, user: str, action: Action = Action.PROVISION) -> run.RunPlan:
-    return run.plan_run(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api, action=action)
+    return run.plan_run(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api, action=action,
+                        origin=flow_origin())
 
 
 @task(name="plan-sharded-provisioning", cache_policy=NO_CACHE)
 def plan_sharded(bid: str, cloud_api: str | None, user: str, shards: int,
                  action: Action = Action.PROVISION) -> run.RunPlan:
     return sharded.start_sharded(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api,
-                                 shard_count=shards, action=action)
+                                 shard_count=shards, action=action, origin=flow_origin())
 
 
 @task(name="claim-shard", cache_policy=NO_CACHE)
@@ -65,4 +67,5 @@ def bind(bid: str, user: str, cloud_api: str | None) -> service.BindPlan:
 
 @task(name="deprovision", cache_policy=NO_CACHE)
 def deprovision(bid: str, cloud_api: str, user: str, forget: bool) -> removal.RemovalReport:
-    return removal.deprovision_batch(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api, forget=forget)
+    return removal.deprovision_batch(settings=get_settings(), user=user, bid=bid, cloud_api=cloud_api, forget=forget,
+                                     origin=flow_origin())

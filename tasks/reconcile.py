@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from bindery import reconcile
 from bindery.db import session_scope
+from bindery.runs import Origin
 from bindery.settings import get_settings
 
 
@@ -18,10 +19,9 @@ def find_targets(account: str | None) -> list[tuple[str, str, str]]:
 
 
 @task(name="reconcile-target", cache_policy=NO_CACHE, task_run_name="reconcile-{bid}-{cloud_api}")
-def reconcile_target(account: str, bid: str, cloud_api: str, repair: bool) -> reconcile.Drift:
+def reconcile_target(account: str, bid: str, cloud_api: str, repair: bool, origin: Origin) -> reconcile.Drift:
     settings = get_settings()
     batch, api = reconcile.load_target(settings=settings, bid=bid, cloud_api_name=cloud_api, account=account)
-    drift, held = reconcile.check_target(settings=settings, account=account, batch=batch, api=api)
-    if repair and drift.has_drift:
-        reconcile.repair(settings=settings, batch=batch, api=api, drift=drift, held=held)
-    return drift
+    return reconcile.reconcile_target(settings=settings, account=account, batch=batch, api=api, fix=repair,
+                                      started_by="schedule" if origin.via == "schedule" else "prefect",
+                                      origin=origin)

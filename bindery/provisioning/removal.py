@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from bindery import audit
+from bindery import audit, runs
 from bindery.access import Action, actor_for, owned_batch
 from bindery.clouds.base import ConnectorError, Outcome, ProvisionedDevice
 from bindery.clouds.config import get_cloud_api, settings_of
@@ -55,7 +55,7 @@ def _mark_removed(session: Session, api_id: int, pks: list[int]) -> None:
 
 
 def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str,
-                      forget: bool = False) -> RemovalReport:
+                      forget: bool = False, origin: runs.Origin = runs.CLI) -> RemovalReport:
     with session_scope(settings) as session:
         actor = actor_for(session=session, email=user)
         batch, _binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.PROVISION)
@@ -71,7 +71,12 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
         lease.acquire(session=session, batch_id=batch_id, api_id=api_id, holder=holder, seconds=settings.lease_seconds,
                       wait=settings.lease_wait_seconds, what=f"batch {bid} in {cloud_api}")
     report = RemovalReport(bid, cloud_api, forgotten=forget)
+    run_id: int | None = None
+    done = False
     try:
+        with session_scope(settings) as session:
+            run_id = runs.begin(session=session, kind=runs.DEPROVISION, batch_id=batch_id, bid=bid, api_id=api_id,
+                                api_name=cloud_api, started_by=email, origin=origin)
         with Session(get_engine(settings)) as session:
             devices = _provisioned(session, batch_id, api_id)
             if forget:
@@ -80,11 +85,17 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
                 session.commit()
             else:
                 _remove(settings, session, session.get(CloudApi, api_id), devices, rate, report)  # type: ignore[arg-type]
+        done = True
     finally:
         with session_scope(settings) as session:
             lease.release(session=session, batch_id=batch_id, api_id=api_id, holder=holder)
             audit.record(session=session, actor=email, action="deprovision", subject=bid, cloud_api=cloud_api,
                          removed=report.removed, failed=len(report.failures), forget=forget)
+            runs.finish(session=session, run_id=run_id, ok=done and not report.failures,
+                        counts={"removed": report.removed, "failed": len(report.failures)},
+                        message=f"{report.removed} devices removed from {cloud_api}" + (
+                            " (records only)" if forget else "") + (
+                            f"; {len(report.failures)} still there" if report.failures else ""))
     return report
 
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from bindery import audit
+from bindery import audit, runs
 from bindery.access import Action, Actor, actor_for, owned_batch
 from bindery.clouds.base import Connector, ConnectorError, DeviceCert, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
@@ -57,6 +57,8 @@ class RunPlan:
     to_do: int = 0
     shard_id: int | None = None
     chunk_limit: int | None = None  # the Cloud API's own --chunk-size
+    origin: runs.Origin = runs.CLI
+    run_id: int | None = None  # the run history's row (shards of a run have none of their own)
 
 
 @dataclass
@@ -83,6 +85,14 @@ class RunReport:
     @property
     def complete(self) -> bool:
         return self.failed == 0 and self.provisioned == self.devices
+
+    def counts(self) -> dict[str, int]:
+        return {"devices": self.devices, "provisioned": self.provisioned, "already_present": self.already_present,
+                "failed": self.failed, "warnings": len(self.warned)}
+
+    def summary(self) -> str:
+        return f"{self.provisioned} of {self.devices} devices provisioned into {self.cloud_api}" + (
+            f"; {self.failed} not provisioned" if self.failed else "")
 
     def sizes_summary(self) -> str:
         """The sizes interop requests took as they changed: "5 -> 10 -> 20 -> 25 certificates (24 requests)"."""
@@ -129,11 +139,11 @@ def authorize(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
 
 
 def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
-             action: Action = Action.PROVISION) -> RunPlan:
+             action: Action = Action.PROVISION, origin: runs.Origin = runs.CLI) -> RunPlan:
     """Check who may provision what, then start the run."""
     allowed = authorize(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action)
     return start_run(settings=settings, batch_id=allowed.batch_id, bid=allowed.bid, api=allowed.api,
-                     actor=allowed.actor)
+                     actor=allowed.actor, origin=origin)
 
 
 def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
@@ -144,10 +154,12 @@ def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, acto
                    chunk_limit=int(options["chunk_size"]) if options.get("chunk_size") else None)
 
 
-def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
-    """Lease, pending records and chunks for a run whose permission was already decided
-    (by :func:`plan_run`, or by the operator's reconcile --repair)."""
+def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str,
+              origin: runs.Origin = runs.CLI) -> RunPlan:
+    """Lease, pending records, chunks and the run history's row for a run whose permission was already
+    decided (by :func:`plan_run`, or by the operator's reconcile --repair)."""
     plan = new_plan(settings=settings, batch_id=batch_id, bid=bid, api=api, actor=actor)
+    plan.origin = origin
     with Session(get_engine(settings)) as session:
         lease.acquire(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
                       seconds=settings.lease_seconds, wait=settings.lease_wait_seconds,
@@ -161,6 +173,9 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
             plan.to_do = sum(n for status, n in counts.items() if status != records.PROVISIONED)
             audit.record(session=session, actor=plan.user, action="provision.start", subject=plan.bid,
                          cloud_api=plan.api_name, devices=plan.to_do)
+            plan.run_id = runs.begin(session=session, kind=runs.PROVISION, batch_id=plan.batch_id, bid=plan.bid,
+                                     api_id=plan.api_id, api_name=plan.api_name, started_by=plan.user,
+                                     origin=origin)
     except BaseException:
         release(settings, plan)
         raise
@@ -291,4 +306,6 @@ def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult])
                                           for size in r.request_sizes])
         audit.record(session=session, actor=plan.user, action="provision.finish", subject=plan.bid,
                      cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed)
+        runs.finish(session=session, run_id=plan.run_id, ok=report.complete, counts=report.counts(),
+                    message=report.summary())
     return report

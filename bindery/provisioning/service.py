@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from bindery import audit
+from bindery import audit, runs
 from bindery.access import Action, Actor, actor_for, owned_batch, require
 from bindery.binding import BindOutcome, bind
 from bindery.clouds.config import get_cloud_api
@@ -30,8 +30,9 @@ Progress = Callable[[int, int], None]
 
 
 def provision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str | None = None,
-                    progress: Progress | None = None, action: Action = Action.PROVISION) -> RunReport:
-    plan = plan_run(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action)
+                    progress: Progress | None = None, action: Action = Action.PROVISION,
+                    origin: runs.Origin = runs.CLI) -> RunReport:
+    plan = plan_run(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action, origin=origin)
     return execute(settings=settings, plan=plan, progress=progress)
 
 
@@ -126,10 +127,11 @@ def bind_for_provisioning(*, settings: Settings, user: str, bid: str, cloud_api:
 
 
 def bind_and_provision(*, settings: Settings, user: str, bid: str, cloud_api: str | None = None,
-                       progress: Progress | None = None) -> tuple[BindOutcome, RunReport | None]:
+                       progress: Progress | None = None, origin: runs.Origin = runs.CLI
+                       ) -> tuple[BindOutcome, RunReport | None]:
     planned = bind_for_provisioning(settings=settings, user=user, bid=bid, cloud_api=cloud_api)
     if planned.cloud_api is None:
         return planned.outcome, None
     report = provision_batch(settings=settings, user=user, bid=bid, cloud_api=planned.cloud_api,
-                             progress=progress, action=planned.action)
+                             progress=progress, action=planned.action, origin=origin)
     return planned.outcome, report

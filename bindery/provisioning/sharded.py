@@ -20,6 +20,7 @@ from bindery.errors import BadInput
 from bindery.models.provisioning import ShardLease
 from bindery.provisioning import lease, records, shards
 from bindery.provisioning.run import ChunkResult, RunPlan, authorize, chunk_size, new_plan, plan_run, release
+from bindery.runs import CLI, Origin
 from bindery.settings import Settings
 
 
@@ -35,9 +36,9 @@ class Launcher(Protocol):
 
 
 def start_sharded(*, settings: Settings, user: str, bid: str, cloud_api: str | None, shard_count: int,
-                  action: Action = Action.PROVISION) -> RunPlan:
+                  action: Action = Action.PROVISION, origin: Origin = CLI) -> RunPlan:
     """The run's lease and pending records as for any run, then its shards."""
-    plan = plan_run(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action)
+    plan = plan_run(settings=settings, user=user, bid=bid, cloud_api=cloud_api, action=action, origin=origin)
     try:
         with session_scope(settings) as session:
             shards.cut(session=session, batch_id=plan.batch_id, api_id=plan.api_id, shards=shard_count)

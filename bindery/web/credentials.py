@@ -62,7 +62,8 @@ def set_password(*, session: Session, email: str, password: str, actor: str) -> 
     user.password_hash = _hasher().hash(password)
     session.add(user)
     session.execute(delete(WebSession).where(col(WebSession.user_id) == user.id))  # log out everywhere
-    audit.record(session=session, actor=actor, action="user.set_password", subject=user.email)
+    audit.record(session=session, actor=actor, action="user.set_password", subject=user.email,
+                 account_id=user.account_id)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def create_token(*, session: Session, email: str, name: str, actor: str) -> tupl
     session.add(row)
     session.flush()
     audit.record(session=session, actor=actor, action="token.create", subject=user.email, token_id=row.id,
-                 name=name)
+                 name=name, account_id=user.account_id)
     return token, row
 
 
@@ -175,7 +176,9 @@ def revoke_token(*, session: Session, token_id: int, actor: str) -> None:
         raise NotFound(f"unknown token {token_id}")
     row.revoked_at = row.revoked_at or datetime.now(UTC)
     session.add(row)
-    audit.record(session=session, actor=actor, action="token.revoke", subject=str(token_id))
+    owner = session.get(User, row.user_id)
+    audit.record(session=session, actor=actor, action="token.revoke", subject=str(token_id),
+                 account_id=owner.account_id if owner else None)
 
 
 def actor_for_token(*, session: Session, token: str) -> Actor:

@@ -16,6 +16,7 @@ from typing import Any
 from bindery.access import Action, Actor
 from bindery.errors import BinderyError, NotFound
 from bindery.provisioning import removal, service
+from bindery.runs import CONSOLE
 from bindery.settings import Settings
 
 
@@ -92,14 +93,15 @@ class Jobs:
             if job.kind == "provision":
                 report = service.provision_batch(settings=self.settings, user=email, bid=job.bid,
                                                  cloud_api=job.cloud_api, progress=progress,
-                                                 action=options.get("action", Action.PROVISION))
+                                                 action=options.get("action", Action.PROVISION), origin=CONSOLE)
                 job.result = {"devices": report.devices, "provisioned": report.provisioned, "failed": report.failed}
                 job.state = "COMPLETED" if report.complete else "FAILED"
                 job.message = f"{report.provisioned} of {report.devices} devices provisioned into {report.cloud_api}"
             else:
                 assert job.cloud_api is not None
                 removed = removal.deprovision_batch(settings=self.settings, user=email, bid=job.bid,
-                                                    cloud_api=job.cloud_api, forget=bool(options.get("forget")))
+                                                    cloud_api=job.cloud_api, forget=bool(options.get("forget")),
+                                                    origin=CONSOLE)
                 job.result = {"removed": removed.removed, "failed": len(removed.failures)}
                 job.state = "FAILED" if removed.failures else "COMPLETED"
                 job.message = f"{removed.removed} devices removed from {job.cloud_api}"
@@ -134,13 +136,15 @@ def _prefect_api() -> Iterator[None]:
 def _start_flow_run(kind: str, parameters: dict[str, Any]) -> tuple[str, str]:
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_UI_URL
+
+    from bindery.tasks.origin import CONSOLE_TAG, flow_run_link
 
     with _prefect_api():
-        run = run_deployment(DEPLOYMENTS[kind], parameters=parameters, timeout=0, as_subflow=False)
+        run = run_deployment(DEPLOYMENTS[kind], parameters=parameters, timeout=0, as_subflow=False,
+                             tags=[CONSOLE_TAG])
         assert isinstance(run, FlowRun)
-        ui = PREFECT_UI_URL.value() or os.environ["PREFECT_API_URL"].removesuffix("/api")
-    return str(run.id), f"{ui.rstrip('/')}/runs/flow-run/{run.id}"
+        link = flow_run_link(str(run.id))
+    return str(run.id), link or ""
 
 
 def _flow_run_state(flow_run_id: str) -> str:
