@@ -90,12 +90,14 @@ def list_runs(*, session: Session, actor: Actor, bid: str | None = None, kind: s
     return [public(row) for row in session.exec(query.order_by(col(Run.id).desc()).limit(limit)).all()]
 
 
-def latest_reports(*, session: Session, actor: Actor | None) -> list[dict[str, Any]]:
-    """The last reconcile report of every batch and target (of the actor's account; all for the operator),
-    each with the trend of its last 30: drifted devices per run, oldest first."""
+def latest_reports(*, session: Session, actor: Actor | None, account_id: int | None = None) -> list[dict[str, Any]]:
+    """The last reconcile report of every batch and target (of the actor's account; for the operator, all or
+    ``account_id``'s), each with the trend of its last 30: drifted devices per run, oldest first."""
     query = select(func.max(Run.id)).where(Run.kind == RECONCILE, col(Run.finished_at).is_not(None))
     if actor is not None:
-        query = query.where(Run.account_id == actor.account_id)
+        account_id = actor.account_id
+    if account_id is not None:
+        query = query.where(Run.account_id == account_id)
     last_ids = session.exec(query.group_by(col(Run.batch_id), col(Run.cloud_api_id))).all()
     reports = []
     for row in session.exec(select(Run).where(col(Run.id).in_(last_ids)).order_by(col(Run.bid), col(Run.cloud_api))):

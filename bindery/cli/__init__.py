@@ -13,7 +13,7 @@ from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
 from bindery import crashlog
-from bindery.cli import accounts, catalog, clouds, db, demo, operations, provisioning, reconcile, web
+from bindery.cli import accounts, catalog, clouds, db, demo, history, operations, provisioning, reconcile, web
 from bindery.cli.common import console_err
 from bindery.db import is_unavailable, unavailable
 from bindery.errors import BinderyError
@@ -36,6 +36,8 @@ def build_app() -> typer.Typer:
     app.command("deprovision")(provisioning.deprovision)
     app.command("devices")(provisioning.devices)
     app.command("reconcile")(reconcile.reconcile)
+    app.command("runs")(history.runs)
+    app.command("audit")(history.audit)
     app.add_typer(provisioning.settings_app, name="settings")
     app.add_typer(provisioning.lease_app, name="lease")
     app.add_typer(clouds.cloud_app, name="cloud-api")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlmodel import Session, col
 
 from bindery.access import Actor, owned_batch
@@ -28,22 +28,40 @@ class DevicePage:
     next_after: str | None  # pass back as ``after`` for the next page; None on the last one
 
 
-def _cursor(after: str | None) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class Cursor:
+    """Where the last page ended; with failed-first ordering also in which part (``f`` the failed ones,
+    ``o`` the others), each part in device order, so either is one indexed range scan."""
+
+    part: str
+    device: int
+    api: int
+
+    def __str__(self) -> str:
+        return f"{self.part}.{self.device}.{self.api}" if self.part else f"{self.device}.{self.api}"
+
+
+def _cursor(after: str | None, failed_first: bool) -> Cursor | None:
     if not after:
         return None
-    device, _, api = after.partition(".")
-    if not (device.isdigit() and api.isdigit()):
+    fields = after.split(".")
+    part = fields.pop(0) if failed_first and len(fields) == 3 else ""
+    if len(fields) != 2 or not all(f.isdigit() for f in fields) or (failed_first and part not in ("f", "o")):
         raise BadInput(f"after: {after[:40]!r} is not a cursor this listing gave")
-    return int(device), int(api)
+    return Cursor(part, int(fields[0]), int(fields[1]))
 
 
 def device_page(*, session: Session, actor: Actor, bid: str, cloud_api: str | None = None,
-                status: str | None = None, after: str | None = None, limit: int = 100) -> DevicePage:
+                status: str | None = None, after: str | None = None, limit: int = 100,
+                failed_first: bool = False) -> DevicePage:
+    """One page in device order, or (``failed_first``, without a status filter) the failed devices
+    first and then the others."""
     batch, _binding = owned_batch(session=session, actor=actor, bid=bid)
     if status is not None and status not in STATUSES:
         raise BadInput(f"status: {status[:40]!r} is not one of {', '.join(STATUSES)}")
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit: {limit} is not from 1 to {MAX_PAGE}")
+    failed_first = failed_first and status is None
     query = (select(col(Device.id), col(CloudApi.id), col(Device.device_id), col(CloudApi.name), ProvisioningRecord)
              .join(ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id))
              .join(CloudApi, col(CloudApi.id) == col(ProvisioningRecord.cloud_api_id))
@@ -52,17 +70,45 @@ def device_page(*, session: Session, actor: Actor, bid: str, cloud_api: str | No
         query = query.where(col(CloudApi.name) == cloud_api)
     if status:
         query = query.where(col(ProvisioningRecord.status) == status)
-    cursor = _cursor(after)
-    if cursor is not None:
-        query = query.where(tuple_(col(Device.id), col(CloudApi.id)) > tuple_(*cursor))
-    found = session.execute(query.order_by(col(Device.id), col(CloudApi.id)).limit(limit + 1)).all()
+    cursor = _cursor(after, failed_first)
+    parts = [("", query)] if not failed_first else [
+        ("f", query.where(col(ProvisioningRecord.status) == FAILED)),
+        ("o", query.where(col(ProvisioningRecord.status) != FAILED))]
+    if cursor is not None and cursor.part == "o":
+        parts = parts[1:]
+    found: list[tuple[str, Any]] = []
+    for part, part_query in parts:
+        if cursor is not None and cursor.part == part:
+            part_query = part_query.where(tuple_(col(Device.id), col(CloudApi.id)) > tuple_(cursor.device,
+                                                                                           cursor.api))
+        wanted = limit + 1 - len(found)
+        found += [(part, row) for row in session.execute(
+            part_query.order_by(col(Device.id), col(CloudApi.id)).limit(wanted)).all()]
+        if len(found) > limit:
+            break
     rows = []
-    for _pk, _api_pk, device_id, api_name, record in found[:limit]:
+    for _part, (_pk, _api_pk, device_id, api_name, record) in found[:limit]:
         row = record.model_dump(include=set(COLUMNS))
         row.update(device_id=device_id, cloud_api=api_name)
         rows.append({name: _plain(row.get(name)) for name in COLUMNS})
-    last = found[limit - 1] if len(found) > limit else None
-    return DevicePage(rows, f"{last[0]}.{last[1]}" if last else None)
+    if len(found) <= limit:
+        return DevicePage(rows, None)
+    part, last = found[limit - 1]
+    return DevicePage(rows, str(Cursor(part, last[0], last[1])))
+
+
+def target_counts(*, session: Session, actor: Actor, bid: str) -> list[dict[str, Any]]:
+    """Per Product Cloud API of the account: how many of the batch's devices are in each status."""
+    batch, _binding = owned_batch(session=session, actor=actor, bid=bid)
+    found = session.execute(
+        select(col(CloudApi.name), col(ProvisioningRecord.status), func.count())
+        .join(CloudApi, col(CloudApi.id) == col(ProvisioningRecord.cloud_api_id))
+        .where(col(ProvisioningRecord.batch_id) == batch.id, col(CloudApi.account_id) == actor.account_id)
+        .group_by(col(CloudApi.name), col(ProvisioningRecord.status))).all()
+    counts: dict[str, dict[str, Any]] = {}
+    for name, state, number in found:
+        counts.setdefault(name, {"cloud_api": name, **dict.fromkeys(STATUSES, 0)})[state] = number
+    return [counts[name] for name in sorted(counts)]
 
 
 def _plain(value: Any) -> Any:

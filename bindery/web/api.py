@@ -166,14 +166,15 @@ def list_devices(request: Request, actor: ActorDep, bid: str,
                  cloud_api: Annotated[str | None, Query(max_length=200)] = None,
                  state: Annotated[str | None, Query(alias="status", max_length=16)] = None,
                  after: Annotated[str | None, Query(max_length=64)] = None,
-                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response | dict[str, Any]:
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                 failed_first: bool = False) -> Response | dict[str, Any]:
     """JSON ``{"devices": [...], "next": cursor}``, or one page as CSV with ``Accept: text/csv`` (the next
-    cursor in the ``X-Next-After`` header)."""
+    cursor in the ``X-Next-After`` header). ``failed_first``: the failed devices, then the others."""
     from bindery.provisioning.devices import COLUMNS, device_page
 
     with session_scope(settings_of(request)) as session:
         page = device_page(session=session, actor=actor, bid=bid, cloud_api=cloud_api, status=state, after=after,
-                           limit=limit)
+                           limit=limit, failed_first=failed_first)
     if "text/csv" in request.headers.get("accept", ""):
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")

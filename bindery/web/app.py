@@ -96,7 +96,7 @@ def status_of(error: BinderyError) -> int:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from bindery.web import api, pages
+    from bindery.web import api, history, pages, views
 
     settings = settings or get_settings()
     app = FastAPI(title="Bindery", version="1",
@@ -158,5 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(history.router)
     app.include_router(pages.router)
+    app.include_router(views.router)
     return app

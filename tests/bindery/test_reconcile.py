@@ -70,6 +70,14 @@ def test_aws_iot_drift_reported_then_repaired(world: Cli, moto: str, settings: S
     assert (report["expected"], report["present"]) == (5, 5)
     assert db.counts(settings.resolved_database_url, ("provisioning_record",)) == before
     assert len(iot.list_certificates()["certificates"]) == 5, "without --repair no target changes"
+    last = world.ok("reconcile", "--last", "--json").json[0]  # type: ignore[index]
+    assert (last["bid"], last["cloud_api"], last["started_via"], last["trend"]) == ("RC1", "iot", "cli", [0, 3])
+    assert last["findings"] == {"missing": ["r-1"], "unrecorded": ["r-3"], "disabled": ["r-2"], "mismatched": []}
+    assert last["counts"]["drift"] == 3 and last["message"] == "drift: 1 missing, 1 unrecorded, 1 disabled"
+    assert "r-1" in world.ok("reconcile", "--last", "--account", "Acme").out
+    assert world.ok("reconcile", "--last", "--account", "Beta", "--json").json == []
+    runs = world.ok("runs", "RC1", "--kind", "reconcile", "--user", MEMBER, "--json").json
+    assert [r["started_by"].startswith("operator") for r in runs] == [True, True]  # type: ignore[index, union-attr]
     repaired = world("reconcile", "--repair", "--report", tmp_path / "repair.json")
     assert repaired.code == 3
     assert json.loads((tmp_path / "repair.json").read_text())[0]["repaired"] == {"recorded": 1, "reprovisioned": 1}
