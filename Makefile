@@ -58,6 +58,7 @@ worker: $(STAMP)
 deploy: $(STAMP)
 	$(CLIENT_API) $(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
 	$(CLIENT_API) BINDERY_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+	$(CLIENT_API) $(BIN)/bindery alerts
 
 serve: $(STAMP)
 	$(BIN)/python -m bindery.deployments.serve

@@ -17,7 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from bindery import audit, runs
+from bindery import alerts, audit, runs
 from bindery.clouds.base import DeviceKey
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
@@ -196,6 +196,9 @@ def reconcile_target(*, settings: Settings, account: str, batch: Batch, api: Clo
     with session_scope(settings) as session:
         runs.finish(session=session, run_id=run_id, ok=True,
                     counts=drift.counts(), message=drift.summary(), findings=drift.findings())
+    if drift.has_drift:
+        alerts.emit(alerts.DRIFT_FOUND, bid=batch.bid, cloud_api=api.name, account=account, counts=drift.counts(),
+                    message=drift.summary())
     return drift
 
 

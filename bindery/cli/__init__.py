@@ -49,6 +49,7 @@ def build_app() -> typer.Typer:
     accounts.user_app.command("set-password")(web.set_password)
     app.command("doctor")(db.doctor)
     app.command("deploy")(operations.deploy)
+    app.command("alerts")(operations.alerts)
     app.command("worker")(operations.worker)
     app.command("serve")(operations.serve)
     app.callback()(version_option)

@@ -45,6 +45,21 @@ def deploy(pool: PoolOption = "bindery",
     for deployment, deployment_id in zip(build(), ids, strict=True):
         console().print(f"deployed {deployment.flow_name}/{deployment.name} ({deployment_id}) on pool {pool}")
     console().print(f"{len(ids)} deployments on {url}; start workers with `bindery worker --pool {pool}`")
+    alerts()
+
+
+def alerts() -> None:
+    """Send failed provisioning runs and drift found to BINDERY_ALERT_WEBHOOK_URL (a Prefect automation
+    with a webhook block; `bindery deploy` does this too)."""
+    from bindery.deployments.alerts import install
+
+    _prefect_server()
+    webhook = os.environ.get("BINDERY_ALERT_WEBHOOK_URL", "").strip()
+    if not webhook:
+        console().print("alerts: BINDERY_ALERT_WEBHOOK_URL is not set, no alert automation made")
+        return
+    automation = install(webhook)
+    console().print(f"alerts: automation bindery-alerts ({automation}) sends failed runs and drift to the webhook")
 
 
 def worker(pool: PoolOption = "bindery",

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from bindery import audit, runs
+from bindery import alerts, audit, runs
 from bindery.access import Action, Actor, actor_for, owned_batch
 from bindery.clouds.base import Connector, ConnectorError, DeviceCert, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
@@ -308,4 +308,8 @@ def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult])
                      cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed)
         runs.finish(session=session, run_id=plan.run_id, ok=report.complete, counts=report.counts(),
                     message=report.summary())
+        account = alerts.account_of(session, plan.batch_id)
+    if not report.complete:
+        alerts.emit(alerts.PROVISIONING_FAILED, bid=plan.bid, cloud_api=plan.api_name, account=account,
+                    counts=report.counts(), message=report.summary())
     return report

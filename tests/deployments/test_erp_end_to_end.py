@@ -48,6 +48,9 @@ def test_erp_starts_bind_and_provision_once(prefect_server: dict[str, str], cli:
     assert held == [f"e-{i}" for i in range(7)]
     shown = cli.ok("batch", "show", "ERP-1", "--user", ADMIN, "--json").json
     assert shown["bound"] == 7 and shown["provisioned"] == {"lab": 7}  # type: ignore[index]
+    runs = cli.ok("runs", "ERP-1", "--user", ADMIN, "--json").json
+    assert [(r["started_by"], r["started_via"], r["flow_run_id"], r["status"]) for r in runs] == [  # type: ignore[index, union-attr]
+        (ADMIN, "prefect-api", str(first.id), "completed")], "the ERP's run, named as such"
     denied = httpx.get(prefect_server["PREFECT_API_URL"] + "/deployments/name/reconcile/reconcile")
     assert denied.status_code == 401, "the API refuses calls without the auth string"
 
@@ -82,3 +85,5 @@ def test_console_runs_provision_now_as_a_flow_run(prefect_server: dict[str, str]
         finally:
             stop_worker(worker)
     assert held == [f"p-{i}" for i in range(5)]
+    runs = cli.ok("runs", "WEB-1", "--user", ADMIN, "--json").json
+    assert [(r["started_via"], r["flow_run_id"]) for r in runs] == [("console", job["flow_run_id"])]  # type: ignore[index, union-attr]
