@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bindery.models.types import UTCDateTime, utcnow
@@ -29,7 +29,8 @@ class ProvisioningRecord(ProvisioningRecordBase, table=True):
     """Says provisioned only after the target confirmed."""
 
     __tablename__ = "provisioning_record"
-    __table_args__ = (UniqueConstraint("device_id", "cloud_api_id", name="uq_record_device_target"),)
+    __table_args__ = (UniqueConstraint("device_id", "cloud_api_id", name="uq_record_device_target"),
+                      Index("ix_record_batch_device_target", "batch_id", "device_id", "cloud_api_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     device_id: int = Field(foreign_key="device.id", index=True)

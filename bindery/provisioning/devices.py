@@ -62,9 +62,9 @@ def device_page(*, session: Session, actor: Actor, bid: str, cloud_api: str | No
     if not 1 <= limit <= MAX_PAGE:
         raise BadInput(f"limit: {limit} is not from 1 to {MAX_PAGE}")
     failed_first = failed_first and status is None
-    query = (select(col(Device.id), col(CloudApi.id), col(Device.device_id), col(CloudApi.name), ProvisioningRecord)
-             .join(ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id))
-             .join(CloudApi, col(CloudApi.id) == col(ProvisioningRecord.cloud_api_id))
+    device_pk, api_pk = col(ProvisioningRecord.device_id), col(ProvisioningRecord.cloud_api_id)
+    query = (select(device_pk, api_pk, col(Device.device_id), col(CloudApi.name), ProvisioningRecord)
+             .join(Device, col(Device.id) == device_pk).join(CloudApi, col(CloudApi.id) == api_pk)
              .where(col(ProvisioningRecord.batch_id) == batch.id, col(CloudApi.account_id) == actor.account_id))
     if cloud_api:
         query = query.where(col(CloudApi.name) == cloud_api)
@@ -79,11 +79,10 @@ def device_page(*, session: Session, actor: Actor, bid: str, cloud_api: str | No
     found: list[tuple[str, Any]] = []
     for part, part_query in parts:
         if cursor is not None and cursor.part == part:
-            part_query = part_query.where(tuple_(col(Device.id), col(CloudApi.id)) > tuple_(cursor.device,
-                                                                                           cursor.api))
-        wanted = limit + 1 - len(found)
+            part_query = part_query.where(tuple_(device_pk, api_pk) > tuple_(cursor.device, cursor.api))
+        wanted = limit + 1 - len(found)  # in the order of the index (batch, device, target): no sort
         found += [(part, row) for row in session.execute(
-            part_query.order_by(col(Device.id), col(CloudApi.id)).limit(wanted)).all()]
+            part_query.order_by(device_pk, api_pk).limit(wanted)).all()]
         if len(found) > limit:
             break
     rows = []

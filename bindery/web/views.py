@@ -57,7 +57,12 @@ def reconcile_page(request: Request) -> Response:
     who = signed_in(request)
     with session_scope(api.settings_of(request)) as session:
         reports = runs.latest_reports(session=session, actor=who[0])
-    return render(request, "reconcile.html", who, reports=reports)
+    return render(request, "reconcile.html", who, reports=reports, level=trend_level)
+
+
+def trend_level(drifted: int) -> int:
+    """A bar's height class: none, a few, tens, hundreds, more (a log scale: one bad night stays readable)."""
+    return next((i for i, limit in enumerate((1, 10, 100, 1000)) if drifted < limit), 4)
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -48,6 +48,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_run_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_run_started_at'), ['started_at'], unique=False)
 
+    with op.batch_alter_table('provisioning_record', schema=None) as batch_op:  # a batch's devices, paged in order
+        batch_op.create_index('ix_record_batch_device_target', ['batch_id', 'device_id', 'cloud_api_id'], unique=False)
+
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.add_column(sa.Column('account_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_audit_event_account_id'), ['account_id'], unique=False)
@@ -63,6 +66,9 @@ def downgrade() -> None:
         batch_op.drop_constraint('fk_audit_event_account_id', type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_audit_event_account_id'))
         batch_op.drop_column('account_id')
+
+    with op.batch_alter_table('provisioning_record', schema=None) as batch_op:
+        batch_op.drop_index('ix_record_batch_device_target')
 
     with op.batch_alter_table('run', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_run_started_at'))
