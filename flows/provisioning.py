@@ -8,7 +8,7 @@ from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Completed, Failed, State
 
 from bindery.provisioning.records import POLICY_WARNING
@@ -22,8 +22,9 @@ from bindery.tasks.shards import PrefectLauncher
 
 
 def _chunks(plan: RunPlan, label: str, lost: Event | None = None) -> list[ChunkResult]:
-    """Chunks in windows of BINDERY_PROVISION_CONCURRENCY, retried with exponential backoff and jitter;
-    stops early when ``lost`` is set (a shard taken over by another run)."""
+    """BINDERY_PROVISION_CONCURRENCY chunks in flight, the next submitted as soon as one ends (no window
+    waits for its slowest chunk), retried with exponential backoff and jitter; stops early when ``lost``
+    is set (a shard taken over by another run)."""
     settings = get_settings()
     chunk = steps.provision_chunk.with_options(
         retries=settings.provision_retries,
@@ -32,15 +33,20 @@ def _chunks(plan: RunPlan, label: str, lost: Event | None = None) -> list[ChunkR
                                         description=f"Provisioning {label.replace('-', ' ')}")
     assert isinstance(progress, UUID)
     results: list[ChunkResult] = []
-    window = settings.provision_concurrency
-    for start in range(0, len(plan.chunks), window):
-        if lost is not None and lost.is_set():
+    pending: list[PrefectFuture[ChunkResult]] = []
+    upcoming = iter(range(len(plan.chunks)))
+    while True:
+        while len(pending) < settings.provision_concurrency and not (lost is not None and lost.is_set()):
+            index = next(upcoming, None)
+            if index is None:
+                break
+            pending.append(chunk.submit(plan, index))
+        if not pending:
             break
-        futures = [chunk.submit(plan, i) for i in range(start, min(start + window, len(plan.chunks)))]
-        wait(futures)
-        for future in futures:
-            state = future.state
-            results.append(future.result() if state.is_completed() else ChunkResult(-1))
+        done = next(as_completed(pending))
+        pending.remove(done)
+        done.wait()  # the final state from the future itself: the API's copy of it may lag behind
+        results.append(done.result() if done.state.is_completed() else ChunkResult(-1))
         update_progress_artifact(progress, 100.0 * len(results) / max(1, len(plan.chunks)))
     update_progress_artifact(progress, 100.0)
     return results

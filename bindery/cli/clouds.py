@@ -59,6 +59,8 @@ def _cloud_api_command(adding: bool) -> Callable[..., None]:
             help="azure-iot-hub: service connection string, @FILE or env:NAME.")] = None,
         quota: Annotated[str | None, typer.Option(
             help="Rate per second when the provider's quota was raised (default: the published quota).")] = None,
+        pace: Annotated[str | None, typer.Option(
+            help="Fraction of the quota to pace at (default 0.97; throttling slows it down for a while).")] = None,
         chunk_size: Annotated[str | None, typer.Option(
             help="Most devices per request or chunk (interop kinds size requests to the time budget below it).")
         ] = None,
@@ -70,7 +72,8 @@ def _cloud_api_command(adding: bool) -> Callable[..., None]:
                    "interop_url": interop_url, "subscription_id": subscription_id, "type": type_,
                    "url": url, "policy": policy, "thing_prefix": thing_prefix,
                    "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
-                   "endpoint_url": endpoint_url, "quota": quota, "chunk_size": chunk_size, "timeout": timeout}
+                   "endpoint_url": endpoint_url, "quota": quota, "pace": pace, "chunk_size": chunk_size,
+                   "timeout": timeout}
         with session_scope(settings) as session:
             actor = acting(session, user)
             if not adding:

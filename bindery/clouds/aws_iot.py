@@ -3,16 +3,25 @@
 Per device: RegisterCertificateWithoutCA (ACTIVE; already registered is success, the ARN taken from
 the exception), CreateThing (prefix + device_id made valid), AttachPolicy, AttachThingPrincipal and
 optionally AddThingToThingGroup. DescribeEndpoint (iot:Data-ATS) once per connector. botocore makes
-one attempt per call: Bindery's own retry policy decides, keyed off Transient/Permanent.
+one attempt per call: a throttled call is tried again in place (and slows the target's pace down),
+anything else is Bindery's retry policy's to decide, keyed off Transient/Permanent.
+
+Devices run on the target's pipeline, one per target and process: worker threads with a boto3 client
+each (keep-alive connections, built once), behind a gate that keeps as many devices in flight as
+Little's law asks for at the pace (``bindery/clouds/inflight.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import botocore.exceptions as boto_errors
@@ -31,6 +40,7 @@ from bindery.clouds.base import (
     Transient,
     failed,
 )
+from bindery.clouds.inflight import Gate, LittlesLaw
 
 TRANSIENT_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
                    "ServiceUnavailableException", "InternalFailureException", "InternalServerException",
@@ -75,40 +85,60 @@ def map_error(exc: Exception, call: str) -> ConnectorError:
     raise exc
 
 
-def _seconds(value: Any) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+def throttled(exc: Exception) -> bool:
+    if not isinstance(exc, boto_errors.ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code in ("ThrottlingException", "Throttling", "TooManyRequestsException") or status == 429
 
 
-class AwsIotConnector:
-    """Devices of a chunk run ``parallel`` at a time (each device's calls in order); ``pace`` is called
-    before every RegisterCertificateWithoutCA, the call whose quota binds, so the caller's rate limit
-    holds per call rather than per chunk."""
+class Pace(Protocol):
+    """The target's pacer as the connector sees it (bindery.provisioning.quota)."""
 
-    def __init__(self, options: dict[str, str], *, timeout: float, client: Any = None, parallel: int = 16,
-                 pace: Callable[[], object] | None = None):
-        self.options = options
-        self.timeout = timeout
-        self.parallel = parallel
-        self.pace = pace
-        self._client = client
-        self._endpoint: str | None = None
+    def acquire(self, tokens: float = 1.0) -> float: ...
 
-    @property
+    def throttled(self) -> None: ...
+
+    def current_rate(self) -> float: ...
+
+
+THROTTLED_ATTEMPTS = 5  # a call throttled this often fails the device (transient: the chunk retries it)
+PIPELINE_HOURS = 0.75  # assumed-role credentials last an hour: pipelines are rebuilt before
+
+
+class Pipeline:
+    """One target's worker threads in this process, each with its own boto3 client, and the gate."""
+
+    def __init__(self, options: dict[str, str], timeout: float, maximum: int):
+        self.options, self.timeout = options, timeout
+        self.config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=timeout,
+                             read_timeout=timeout, max_pool_connections=2)
+        self.session: boto3.session.Session | None = None
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=maximum, thread_name_prefix="bindery-aws-iot")
+        self.rate = 1.0
+        self.law = LittlesLaw(lambda: self.rate, maximum)
+        self.gate = Gate(self.law.limit)
+        self.created = time.monotonic()
+        self.users = 0
+
     def client(self) -> Any:
-        if self._client is None:
-            config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=self.timeout,
-                            read_timeout=self.timeout, max_pool_connections=max(10, self.parallel))
-            session = boto3.session.Session(region_name=self.options["region"])
-            if self.options.get("role_arn"):
-                session = self._assumed(session, config)
-            self._client = session.client("iot", endpoint_url=self.options.get("endpoint_url"), config=config)
-        return self._client
+        """This thread's client (boto3 sessions are not thread-safe: clients are made under a lock)."""
+        client = getattr(self.local, "client", None)
+        if client is None:
+            with self.lock:
+                if self.session is None:
+                    session = boto3.session.Session(region_name=self.options["region"])
+                    self.session = self._assumed(session) if self.options.get("role_arn") else session
+                client = self.session.client("iot", endpoint_url=self.options.get("endpoint_url"),
+                                             config=self.config)
+            self.local.client = client
+        return client
 
-    def _assumed(self, session: boto3.session.Session, config: Config) -> boto3.session.Session:
-        sts = session.client("sts", endpoint_url=self.options.get("endpoint_url"), config=config)
+    def _assumed(self, session: boto3.session.Session) -> boto3.session.Session:
+        sts = session.client("sts", endpoint_url=self.options.get("endpoint_url"), config=self.config)
         try:
             creds = sts.assume_role(RoleArn=self.options["role_arn"], RoleSessionName="bindery")["Credentials"]
         except Exception as exc:
@@ -117,12 +147,81 @@ class AwsIotConnector:
                                      aws_secret_access_key=creds["SecretAccessKey"],
                                      aws_session_token=creds["SessionToken"], region_name=self.options["region"])
 
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self.created > PIPELINE_HOURS * 3600
+
+
+_pipelines: dict[str, Pipeline] = {}
+_pipelines_lock = threading.Lock()
+KEPT_IDLE = 4  # pipelines of targets no connector uses any more are shut down beyond this many
+
+
+def pipeline_for(options: dict[str, str], timeout: float, maximum: int) -> Pipeline:
+    key = json.dumps([options, timeout, maximum], sort_keys=True)
+    with _pipelines_lock:
+        found = _pipelines.get(key)
+        if found is None or found.stale:
+            found = _pipelines[key] = Pipeline(options, timeout, maximum)
+        found.users += 1
+        idle = [k for k, p in _pipelines.items() if p.users == 0 and k != key]
+        for old in idle[:max(0, len(idle) - KEPT_IDLE)]:
+            _pipelines.pop(old).pool.shutdown(wait=False)
+        return found
+
+
+def release_pipeline(pipeline: Pipeline) -> None:
+    with _pipelines_lock:
+        pipeline.users -= 1
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class AwsIotConnector:
+    """A chunk's devices go to the target's pipeline (each device's calls in order, devices side by side
+    up to the gate); ``pacer`` is taken before every RegisterCertificateWithoutCA, the call whose quota
+    binds, so the rate limit holds per call rather than per chunk."""
+
+    def __init__(self, options: dict[str, str], *, timeout: float, parallel: int = 64, pacer: Pace | None = None):
+        self.options = options
+        self.timeout = timeout
+        self.parallel = parallel
+        self.pacer = pacer
+        self._pipeline: Pipeline | None = None
+        self._endpoint: str | None = None
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            self._pipeline = pipeline_for(self.options, self.timeout, self.parallel)
+        return self._pipeline
+
+    @property
+    def client(self) -> Any:
+        """The calling thread's client of the target's pipeline."""
+        return self.pipeline.client()
+
     def _call(self, name: str, **kwargs: Any) -> Any:
+        """One call; throttling is tried again in place after a short jittered wait, and slows the pace."""
         method = getattr(self.client, re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
-        try:
-            return method(**kwargs)
-        except Exception as exc:
-            raise map_error(exc, name) from None
+        for attempt in range(THROTTLED_ATTEMPTS):
+            try:
+                return method(**kwargs)
+            except Exception as exc:
+                if not throttled(exc) or attempt == THROTTLED_ATTEMPTS - 1:
+                    raise map_error(exc, name) from None
+                self._throttled(attempt)
+        raise AssertionError("unreachable")
+
+    def _throttled(self, attempt: int) -> None:
+        if self.pacer is not None:
+            self.pacer.throttled()
+        time.sleep(random.uniform(0.05, 0.1 * 2 ** attempt))
 
     def endpoint(self) -> str:
         if self._endpoint is None:
@@ -134,8 +233,10 @@ class AwsIotConnector:
         return self._endpoint
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        """Gives the pipeline back; its threads and clients stay for the target's next chunk."""
+        if self._pipeline is not None:
+            release_pipeline(self._pipeline)
+            self._pipeline = None
 
     def check(self) -> None:
         self.endpoint()
@@ -143,26 +244,48 @@ class AwsIotConnector:
 
     def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
         endpoint = self.endpoint()
-        if self.parallel <= 1 or len(devices) <= 1:
-            return [self._one(device, endpoint) for device in devices]
-        with ThreadPoolExecutor(max_workers=min(self.parallel, len(devices))) as pool:
-            return list(pool.map(lambda device: self._one(device, endpoint), devices))
+        pipeline = self.pipeline
+        if self.pacer is not None:
+            pipeline.rate = self.pacer.current_rate()
+        jobs = [pipeline.pool.submit(self._gated, device, endpoint) for device in devices]
+        return [job.result() for job in jobs]
+
+    def _gated(self, device: DeviceCert, endpoint: str) -> DeviceResult:
+        """One device inside the gate; its time in calls (the pace's wait left out) feeds Little's law."""
+        pipeline = self.pipeline
+        with pipeline.gate.held():
+            pipeline.local.waited = 0.0
+            started = time.monotonic()
+            result = self._one(device, endpoint)
+            if result.outcome is not Outcome.FAILED:
+                pipeline.law.observe(time.monotonic() - started - pipeline.local.waited)
+        return result
 
     def _register(self, device: DeviceCert) -> tuple[str, bool]:
         """(certificate ARN, newly registered). The certificate ID is the SHA-256 of the DER, so an
         already registered certificate is found by its fingerprint when the exception lacks the ARN."""
-        if self.pace is not None:
-            self.pace()
-        try:
-            answer = self.client.register_certificate_without_ca(certificatePem=device.certificate_pem,
-                                                                 status="ACTIVE")
-            return str(answer["certificateArn"]), True
-        except boto_errors.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+        local = self.pipeline.local
+        known_arn = None
+        for attempt in range(THROTTLED_ATTEMPTS):
+            if self.pacer is not None:
+                local.waited = getattr(local, "waited", 0.0) + self.pacer.acquire()
+            try:
+                answer = self.client.register_certificate_without_ca(certificatePem=device.certificate_pem,
+                                                                     status="ACTIVE")
+                return str(answer["certificateArn"]), True
+            except boto_errors.ClientError as exc:
+                if throttled(exc) and attempt < THROTTLED_ATTEMPTS - 1:
+                    if self.pacer is not None:
+                        self.pacer.throttled()  # the next slot is further away: no extra sleep
+                    else:
+                        self._throttled(attempt)
+                    continue
+                if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                    raise map_error(exc, "RegisterCertificateWithoutCA") from None
+                known_arn = exc.response.get("resourceArn")
+                break
+            except Exception as exc:
                 raise map_error(exc, "RegisterCertificateWithoutCA") from None
-            known_arn = exc.response.get("resourceArn")
-        except Exception as exc:
-            raise map_error(exc, "RegisterCertificateWithoutCA") from None
         if known_arn:
             return str(known_arn), False
         described = self._call("DescribeCertificate", certificateId=device.fingerprint_sha256)

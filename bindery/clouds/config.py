@@ -21,7 +21,7 @@ from bindery.settings import Settings
 
 KINDS = ("aws", "azure", "other", "aws-iot", "azure-iot-hub")
 DEFAULT_STAGE = "$default"
-COMMON_OPTIONS = ("quota", "chunk_size", "timeout")
+COMMON_OPTIONS = ("quota", "pace", "chunk_size", "timeout")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 OTHER_TYPES = {"aws": "AWS", "azure": "Azure", "private cloud": "private cloud"}
@@ -183,6 +183,7 @@ def validate(kind: str, options: dict[str, str | None], settings: Settings, chec
 
 
 COMMON_LIMITS = {"quota": (0.0, 100_000.0, "a positive rate per second"),
+                 "pace": (0.0, 1.0, "a fraction of the quota above 0 and at most 1 (default 0.97)"),
                  "chunk_size": (1, 1000, "a whole number of devices from 1 to 1000"),
                  "timeout": (1, 600, "seconds from 1 to 600")}
 
@@ -193,7 +194,7 @@ def _common_option(name: str, value: str) -> str:
         number = int(value) if name == "chunk_size" else float(value)
     except ValueError:
         number = None
-    if number is None or not (low < number <= high if name == "quota" else low <= number <= high):
+    if number is None or not (low < number <= high if name in ("quota", "pace") else low <= number <= high):
         raise BadInput(f"--{name.replace('_', '-')}: {value[:40]!r} is not {what}")
     return str(number)
 

@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy import Engine, text
 
 from bindery.db import get_engine, through_outage
-from bindery.provisioning.ratelimit import TokenBucket
+from bindery.provisioning.ratelimit import Aimd, TokenBucket
 from bindery.settings import Settings, get_settings
 
 # A reservation covers this much of the schedule: few enough round trips, fine enough interleaving.
@@ -35,6 +35,12 @@ class Pacer(Protocol):
     def pause(self, seconds: float) -> None:
         """Hold every caller back (a Retry-After from the target)."""
 
+    def throttled(self) -> None:
+        """A call was throttled: slow down for a while (AIMD)."""
+
+    def current_rate(self) -> float:
+        """Calls per second right now."""
+
 
 class DatabasePace:
     """Slots of one target, reserved from its ``quota_pace`` row in blocks and spent in time order."""
@@ -42,7 +48,7 @@ class DatabasePace:
     def __init__(self, engine: Engine, api_id: int, rate: float, block_seconds: float = BLOCK_SECONDS):
         self.engine = engine
         self.api_id = api_id
-        self.rate = rate
+        self.aimd = Aimd(rate)
         self.block = max(1, int(rate * block_seconds))
         self.slots: deque[float] = deque()
         self.lock = threading.Lock()
@@ -76,12 +82,13 @@ class DatabasePace:
                               seconds=get_settings().database_retry_seconds)
 
     def _reserve(self, count: int) -> list[float]:
-        """``count`` consecutive slots as local monotonic times."""
-        span = count / self.rate
+        """``count`` consecutive slots as local monotonic times, spaced at the pace of the moment."""
+        rate = self.aimd.rate()
+        span = count / rate
         ends_in = self._update("next_at = {greatest}(next_at, paused_until, {now}) + :span", "next_at - {now}",
                                {"span": span})
         start = time.monotonic() + ends_in - span
-        return [start + i / self.rate for i in range(count)]
+        return [start + i / rate for i in range(count)]
 
     def acquire(self, tokens: float = 1.0) -> float:
         count = math.ceil(tokens)
@@ -107,6 +114,16 @@ class DatabasePace:
         with self.lock:
             self.slots.clear()
             self._update("paused_until = {greatest}(paused_until, {now} + :s)", "paused_until", {"s": seconds})
+
+    def current_rate(self) -> float:
+        return self.aimd.rate()
+
+    def throttled(self) -> None:
+        """This process slows down (the slots it holds are given up, later ones are wider apart); other
+        processes slow down when their own calls are throttled."""
+        if self.aimd.throttled():
+            with self.lock:
+                self.slots.clear()
 
 
 class PrefectPace:
@@ -145,6 +162,13 @@ class PrefectPace:
     def pause(self, seconds: float) -> None:
         with self.local.lock:
             self.local.paused_until = max(self.local.paused_until, self.local.clock() + seconds)
+
+    def current_rate(self) -> float:
+        return self.local.rate
+
+    def throttled(self) -> None:
+        """The limit's decay is fixed on the server; a throttled call pauses this process briefly."""
+        self.pause(1.0 / max(self.local.aimd.target, 1.0))
 
 
 _pacers: dict[tuple[str, str, int, float], Pacer] = {}

@@ -13,18 +13,56 @@ DEFAULT_RATES = {"aws-iot": 10.0, "azure-iot-hub": 100 / 60, "aws": 20.0, "azure
 INTEROP_KINDS = ("aws", "azure", "other")
 
 
+# After a throttled call the pace drops to this fraction of itself (once a second at most: a burst of
+# throttles is one signal), never below FLOOR of the target, and creeps back by RECOVERY of the target
+# per second: additive increase, multiplicative decrease.
+BACKOFF, RECOVERY, FLOOR = 0.8, 0.05, 0.25
+
+
+class Aimd:
+    """The pace a target is kept at right now: its target rate, less after throttling."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
+        self.target = self.current = rate
+        self.clock = clock
+        self.updated = clock()
+        self.last_cut = float("-inf")
+        self.lock = threading.Lock()
+
+    def rate(self) -> float:
+        with self.lock:
+            now = self.clock()
+            self.current = min(self.target, self.current + self.target * RECOVERY * (now - self.updated))
+            self.updated = now
+            return self.current
+
+    def throttled(self) -> bool:
+        """Cut the pace; False when it was cut within the last second already."""
+        current = self.rate()
+        with self.lock:
+            if self.updated - self.last_cut < 1.0:
+                return False
+            self.current, self.last_cut = max(self.target * FLOOR, current * BACKOFF), self.updated
+            return True
+
+
 class TokenBucket:
     """``rate`` tokens per second, bursts up to ``burst`` (default 1: evenly spaced calls, so no
-    one-second window of the provider ever sees more than the quota); ``pause`` honours a Retry-After."""
+    one-second window of the provider ever sees more than the quota); ``pause`` honours a Retry-After,
+    ``throttled`` slows down for a while (AIMD)."""
 
     def __init__(self, rate: float, burst: float = 1.0, clock: Callable[[], float] = time.monotonic):
-        self.rate = rate
+        self.aimd = Aimd(rate, clock)
         self.burst = burst
         self.clock = clock
         self.tokens = self.burst
         self.updated = clock()
         self.paused_until = 0.0
         self.lock = threading.Lock()
+
+    @property
+    def rate(self) -> float:
+        return self.aimd.rate()
 
     def _refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
@@ -56,15 +94,22 @@ class TokenBucket:
             self.paused_until = max(self.paused_until, self.clock() + seconds)
             self.tokens = 0.0
 
+    def throttled(self) -> None:
+        self.aimd.throttled()
+
+    def current_rate(self) -> float:
+        return self.rate
+
 
 # Calls leave evenly spaced but reach the provider with jitter (threads, network); pacing a little
-# under the quota keeps every one-second window at or below it.
-SAFETY = 0.9
+# under the quota keeps every one-second window at or below it, and AIMD takes care of the rest.
+DEFAULT_PACE = 0.97
 
 
-def rate_for(kind: str, override: str | None) -> float:
-    """The pace for a target: its quota (published default, or the Cloud API's raised one) less a margin."""
-    return (float(override) if override else DEFAULT_RATES[kind]) * SAFETY
+def rate_for(kind: str, quota: str | None, pace: str | None = None) -> float:
+    """The pace for a target: its quota (published default, or the Cloud API's raised one) times the
+    Cloud API's ``--pace`` (default 97 %)."""
+    return (float(quota) if quota else DEFAULT_RATES[kind]) * (float(pace) if pace else DEFAULT_PACE)
 
 
 PACED_KINDS = ("aws-iot",)

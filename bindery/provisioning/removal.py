@@ -62,7 +62,7 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
         api = get_cloud_api(session=session, actor=actor, name=cloud_api, action=Action.PROVISION)
         assert batch.id is not None and api.id is not None
         batch_id, api_id, kind, email = batch.id, api.id, api.kind, actor.email
-        rate = rate_for(kind, settings_of(api).get("quota"))
+        rate = rate_for(kind, settings_of(api).get("quota"), settings_of(api).get("pace"))
     if kind in INTEROP_KINDS and not forget:
         raise BadInput(f"{cloud_api} speaks the interop protocol, which has no removal: remove the devices in the "
                        "Product Cloud, then run deprovision again with --forget to mark Bindery's records removed")

@@ -150,7 +150,8 @@ def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, acto
     assert api.id is not None
     options = settings_of(api)
     return RunPlan(bid=bid, batch_id=batch_id, api_name=api.name, api_id=api.id, kind=api.kind,
-                   rate=rate_for(api.kind, options.get("quota")), holder=lease.new_holder(), user=actor,
+                   rate=rate_for(api.kind, options.get("quota"), options.get("pace")), holder=lease.new_holder(),
+                   user=actor,
                    chunk_limit=int(options["chunk_size"]) if options.get("chunk_size") else None)
 
 
@@ -224,7 +225,7 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
 
     connector = in_transaction(settings, prepare)
     if plan.kind in PACED_KINDS:
-        connector.pace = bucket.acquire  # type: ignore[attr-defined]
+        connector.pacer = bucket  # type: ignore[attr-defined]
     try:
         results = connector.provision([cert for _, cert in devices])
         sizes = list(getattr(connector, "request_sizes", []))

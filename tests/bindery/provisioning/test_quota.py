@@ -11,14 +11,14 @@ import pytest
 from bench.pace_probe import busiest_second, run_probes
 from bindery.db import get_engine
 from bindery.provisioning.quota import DatabasePace
-from bindery.provisioning.ratelimit import SAFETY
+from bindery.provisioning.ratelimit import DEFAULT_PACE
 from bindery.settings import Settings
 from tests.conftest import Cli
 from tests.support import db
 from tests.support.world import ADMIN, make_world
 
 QUOTA, SECONDS = 40.0, 4.0
-RATE = QUOTA * SAFETY  # the pace Bindery keeps for a quota
+RATE = QUOTA * DEFAULT_PACE  # the pace Bindery keeps for a quota
 
 
 @pytest.fixture

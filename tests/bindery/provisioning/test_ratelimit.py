@@ -30,7 +30,7 @@ def test_pause_holds_every_caller(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_rates_from_published_quotas_with_margin() -> None:
-    assert rate_for("aws-iot", None) == pytest.approx(10 * ratelimit.SAFETY)
-    assert rate_for("azure-iot-hub", None) == pytest.approx(100 / 60 * ratelimit.SAFETY)
-    assert rate_for("other", "100") == pytest.approx(100 * ratelimit.SAFETY)
+    assert rate_for("aws-iot", None) == pytest.approx(10 * ratelimit.DEFAULT_PACE)
+    assert rate_for("azure-iot-hub", None) == pytest.approx(100 / 60 * ratelimit.DEFAULT_PACE)
+    assert rate_for("other", "100") == pytest.approx(100 * ratelimit.DEFAULT_PACE)
     assert (cost("other", 50), cost("azure-iot-hub", 50), cost("aws-iot", 50)) == (1.0, 50.0, 0.0)
