@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import bisect
+import gc
 import hashlib
 import json
 import re
@@ -40,6 +41,7 @@ class Window:
         self.rate = rate
         self.accepted: deque[float] = deque()
         self.attempts: list[float] = []
+        self.registered: list[float] = []  # every accepted call: the rate the target saw
 
     def allow(self, now: float) -> bool:
         self.attempts.append(now)
@@ -48,6 +50,7 @@ class Window:
         if len(self.accepted) >= self.rate:
             return False
         self.accepted.append(now)
+        self.registered.append(now)
         return True
 
     def busiest_second(self) -> int:
@@ -65,11 +68,18 @@ class Stub:
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.certificates: dict[str, str] = {}
+        self.throttled_at: list[float] = []
+        self.started: float | None = None
 
     def stats(self) -> dict[str, Any]:
-        return {"calls": dict(self.calls), "throttled": dict(self.throttled),
+        registered = self.windows["RegisterCertificateWithoutCA"].registered
+        span = registered[-1] - registered[0] if len(registered) > 1 else 0.0
+        return {"calls": dict(self.calls), "throttled": dict(self.throttled), "throttled_at": self.throttled_at,
                 "busiest_second": {name: w.busiest_second() for name, w in self.windows.items()},
-                "quotas": self.quotas}
+                "quotas": self.quotas, "registered": len(registered),
+                "registered_per_second": (len(registered) - 1) / span if span else 0.0,
+                "timeline": [sum(1 for t in registered if int(t - registered[0]) == second)
+                             for second in range(int(span) + 1)] if registered else []}
 
     def answer(self, name: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         if name == "RegisterCertificateWithoutCA":
@@ -115,22 +125,24 @@ class Stub:
         elif path == "/_bench/reset":
             self.reset()
             status, answer = 200, {"ok": True}
-        else:
-            await asyncio.sleep(self.latency)
+        else:  # the quota counts a call when it arrives, as AWS does; the answer comes after the latency
             name = next((n for verb, pattern, n in ROUTES if verb == method and pattern.match(path)), None)
             if name is None:
                 status, answer = 404, {"message": f"the stub has no {method} {path}"}
             else:
                 self.calls[name] += 1
+                self.started = self.started or time.monotonic()
                 window = self.windows.get(name)
                 if window is not None and not window.allow(time.monotonic()):
                     self.throttled[name] += 1
+                    self.throttled_at.append(round(time.monotonic() - (self.started or time.monotonic()), 2))
                     status, answer = 429, {"message": "Rate exceeded"}
                     headers.append((b"x-amzn-errortype", b"ThrottlingException"))
                 else:
                     status, answer = self.answer(name, path, body)
                     if status == 409:
                         headers.append((b"x-amzn-errortype", b"ResourceAlreadyExistsException"))
+            await asyncio.sleep(self.latency)
         payload = json.dumps(answer).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
@@ -146,6 +158,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
     stub = Stub(RAISED_QUOTAS if args.raised else DEFAULT_QUOTAS, args.latency)
+    gc.freeze()  # the rig's own pauses would bunch arrivals its quota counts: keep the collector quiet
+    gc.set_threshold(100_000, 50, 1000)
     uvicorn.run(stub, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, backlog=4096)
 
 

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=30.0, gt=0, description="Seconds before an outbound call times out")
     provision_chunk_size: int = Field(default=100, ge=1, description="Devices per provisioning chunk (task)")
     provision_concurrency: int = Field(default=4, ge=1, description="Chunks in flight per run")
-    aws_device_concurrency: int = Field(default=64, ge=1, description="Most aws-iot devices in flight per target "
+    aws_device_concurrency: int = Field(default=128, ge=1, description="Most aws-iot devices in flight per target "
                                         "and process (Little's law picks how many below it)")
     provision_retries: int = Field(default=6, ge=0, description="Retries of a chunk after transient failures")
     retry_base_seconds: float = Field(default=1.0, ge=0, description="First retry delay; doubles, with jitter")

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import boto3
@@ -40,7 +41,7 @@ from bindery.clouds.base import (
     Transient,
     failed,
 )
-from bindery.clouds.inflight import Gate, LittlesLaw
+from bindery.clouds.inflight import Gate, LittlesLaw, Spacing
 
 TRANSIENT_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
                    "ServiceUnavailableException", "InternalFailureException", "InternalServerException",
@@ -103,12 +104,18 @@ class Pace(Protocol):
     def current_rate(self) -> float: ...
 
 
+REGISTER = "RegisterCertificateWithoutCA"
+PER_DEVICE_CALLS = ("RegisterCertificateWithoutCA", "CreateThing", "AttachPolicy", "AttachThingPrincipal",
+                    "AddThingToThingGroup")
 THROTTLED_ATTEMPTS = 5  # a call throttled this often fails the device (transient: the chunk retries it)
 PIPELINE_HOURS = 0.75  # assumed-role credentials last an hour: pipelines are rebuilt before
 
 
 class Pipeline:
-    """One target's worker threads in this process, each with its own boto3 client, and the gate."""
+    """One target's worker threads in this process and the gate. A device holds a boto3 client of its own
+    while it is in flight (taken from the pipeline's idle clients, made when none is idle), so there are
+    as many clients as devices ever were in flight, each used by one thread at a time, each keeping its
+    connection alive; threads outside the pipeline (the endpoint, removal, listings) keep one each."""
 
     def __init__(self, options: dict[str, str], timeout: float, maximum: int):
         self.options, self.timeout = options, timeout
@@ -121,21 +128,61 @@ class Pipeline:
         self.rate = 1.0
         self.law = LittlesLaw(lambda: self.rate, maximum)
         self.gate = Gate(self.law.limit)
+        self.spacing: dict[str, Spacing] = {name: Spacing() for name in PER_DEVICE_CALLS}
+        self.pacer: Pace | None = None
+        self.idle: list[Any] = []
         self.created = time.monotonic()
         self.users = 0
 
+
     def client(self) -> Any:
-        """This thread's client (boto3 sessions are not thread-safe: clients are made under a lock)."""
+        """The client this thread holds now (a device in flight), else this thread's own."""
         client = getattr(self.local, "client", None)
         if client is None:
-            with self.lock:
-                if self.session is None:
-                    session = boto3.session.Session(region_name=self.options["region"])
-                    self.session = self._assumed(session) if self.options.get("role_arn") else session
-                client = self.session.client("iot", endpoint_url=self.options.get("endpoint_url"),
-                                             config=self.config)
-            self.local.client = client
+            client = self.local.client = self._new_client()
         return client
+
+    @contextmanager
+    def holding_client(self) -> Iterator[None]:
+        """An idle client for this thread while a device is in flight; its making is counted as waiting."""
+        with self.lock:
+            client = self.idle.pop() if self.idle else None
+        if client is None:
+            started = time.monotonic()
+            client = self._new_client()
+            self.local.waited = getattr(self.local, "waited", 0.0) + time.monotonic() - started
+        self.local.client = client
+        try:
+            yield
+        finally:
+            self.local.client = None
+            with self.lock:
+                self.idle.append(client)
+
+    def _new_client(self) -> Any:
+        with self.lock:  # boto3 sessions are not thread-safe: clients are made one at a time
+            if self.session is None:
+                session = boto3.session.Session(region_name=self.options["region"])
+                self.session = self._assumed(session) if self.options.get("role_arn") else session
+            client = self.session.client("iot", endpoint_url=self.options.get("endpoint_url"), config=self.config)
+        client.meta.events.register("before-send.iot", self._before_send)
+        return client
+
+    def _before_send(self, event_name: str = "", **_: Any) -> None:
+        """Pacing happens here, after botocore built and signed the request and right before it is sent,
+        so the time a busy interpreter takes to build it cannot bunch paced calls on the wire: the pace's
+        slot for RegisterCertificateWithoutCA (the call whose quota binds), then even spacing of every
+        per-device call. The wait for the pace is noted for Little's law, which leaves it out (the later
+        calls' spacing is part of a device's time in flight)."""
+        operation = event_name.rsplit(".", 1)[-1]
+        if self.pacer is None or operation not in self.spacing:
+            return None
+        if operation == REGISTER:  # the wait for the pace is not the device's time in calls
+            waited = self.pacer.acquire() + self.spacing[operation].wait(self.rate)
+            self.local.waited = getattr(self.local, "waited", 0.0) + waited
+        else:
+            self.spacing[operation].wait(self.rate)
+        return None
 
     def _assumed(self, session: boto3.session.Session) -> boto3.session.Session:
         sts = session.client("sts", endpoint_url=self.options.get("endpoint_url"), config=self.config)
@@ -187,7 +234,7 @@ class AwsIotConnector:
     up to the gate); ``pacer`` is taken before every RegisterCertificateWithoutCA, the call whose quota
     binds, so the rate limit holds per call rather than per chunk."""
 
-    def __init__(self, options: dict[str, str], *, timeout: float, parallel: int = 64, pacer: Pace | None = None):
+    def __init__(self, options: dict[str, str], *, timeout: float, parallel: int = 128, pacer: Pace | None = None):
         self.options = options
         self.timeout = timeout
         self.parallel = parallel
@@ -207,7 +254,8 @@ class AwsIotConnector:
         return self.pipeline.client()
 
     def _call(self, name: str, **kwargs: Any) -> Any:
-        """One call; throttling is tried again in place after a short jittered wait, and slows the pace."""
+        """One call; throttling is tried again in place after a short jittered wait, and slows the pace.
+        The per-device calls leave evenly spaced at the pace, each kind on its own."""
         method = getattr(self.client, re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
         for attempt in range(THROTTLED_ATTEMPTS):
             try:
@@ -246,7 +294,7 @@ class AwsIotConnector:
         endpoint = self.endpoint()
         pipeline = self.pipeline
         if self.pacer is not None:
-            pipeline.rate = self.pacer.current_rate()
+            pipeline.pacer, pipeline.rate = self.pacer, self.pacer.current_rate()
         jobs = [pipeline.pool.submit(self._gated, device, endpoint) for device in devices]
         return [job.result() for job in jobs]
 
@@ -256,19 +304,18 @@ class AwsIotConnector:
         with pipeline.gate.held():
             pipeline.local.waited = 0.0
             started = time.monotonic()
-            result = self._one(device, endpoint)
+            with pipeline.holding_client():
+                result = self._one(device, endpoint)
             if result.outcome is not Outcome.FAILED:
                 pipeline.law.observe(time.monotonic() - started - pipeline.local.waited)
+                pipeline.gate.admit()
         return result
 
     def _register(self, device: DeviceCert) -> tuple[str, bool]:
         """(certificate ARN, newly registered). The certificate ID is the SHA-256 of the DER, so an
         already registered certificate is found by its fingerprint when the exception lacks the ARN."""
-        local = self.pipeline.local
         known_arn = None
-        for attempt in range(THROTTLED_ATTEMPTS):
-            if self.pacer is not None:
-                local.waited = getattr(local, "waited", 0.0) + self.pacer.acquire()
+        for attempt in range(THROTTLED_ATTEMPTS):  # each attempt waits for its slot (in _before_send)
             try:
                 answer = self.client.register_certificate_without_ca(certificatePem=device.certificate_pem,
                                                                      status="ACTIVE")
@@ -302,12 +349,10 @@ class AwsIotConnector:
             if self.options.get("thing_type"):
                 thing["thingTypeName"] = self.options["thing_type"]
             try:
-                self.client.create_thing(**thing)
-            except boto_errors.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
-                    raise map_error(exc, "CreateThing") from None
-            except Exception as exc:
-                raise map_error(exc, "CreateThing") from None
+                self._call("CreateThing", **thing)
+            except Permanent as exc:
+                if "ResourceAlreadyExistsException" not in str(exc):
+                    raise
             self._call("AttachPolicy", policyName=self.options["policy"], target=arn)
             self._call("AttachThingPrincipal", thingName=name, principal=arn)
             if self.options.get("thing_group"):

@@ -24,8 +24,9 @@ from bindery.settings import Settings, get_settings
 
 # A reservation covers this much of the schedule: few enough round trips, fine enough interleaving.
 BLOCK_SECONDS = 0.2
-# A reserved slot older than this (seconds) is dropped, not used late: using it would burst.
-STALE_AFTER = 0.05
+# A reserved slot older than this (seconds) is dropped, not used late: using it would burst (at 97 % of
+# a quota, a slot used 30 ms late can already make a one-second window count 100 %).
+STALE_AFTER = 0.02
 
 
 class Pacer(Protocol):
@@ -56,17 +57,19 @@ class DatabasePace:
 
     def _update(self, assignment: str, returning: str, values: dict[str, float]) -> float:
         """``UPDATE quota_pace SET <assignment> … RETURNING <returning>`` on the target's row (made on first
-        use), where ``{now}`` is the database's clock on PostgreSQL, so hosts need not agree on the time,
-        and this host's on SQLite (one host)."""
+        use), where ``{now}`` is the database's clock when the statement runs: on PostgreSQL so hosts need
+        not agree on the time; on SQLite (one host) because the statement may have waited for the file's
+        lock, and a time taken before that wait would put the slots in the past."""
         if self.postgres:
             sql = ("WITH t AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) UPDATE quota_pace SET "
                    f"{assignment.format(greatest='GREATEST', now='t.now')} FROM t WHERE cloud_api_id = :id "
                    f"RETURNING {returning.format(now='t.now')}")
             params = {**values, "id": self.api_id}
         else:
-            sql = (f"UPDATE quota_pace SET {assignment.format(greatest='max', now=':now')} WHERE cloud_api_id = :id "
-                   f"RETURNING {returning.format(now=':now')}")
-            params = {**values, "id": self.api_id, "now": time.time()}
+            now = "((julianday('now') - 2440587.5) * 86400.0)"
+            sql = (f"UPDATE quota_pace SET {assignment.format(greatest='max', now=now)} WHERE cloud_api_id = :id "
+                   f"RETURNING {returning.format(now=now)}")
+            params = {**values, "id": self.api_id}
         statement = text(sql)
 
         def once() -> float:
@@ -91,24 +94,28 @@ class DatabasePace:
         return [start + i / rate for i in range(count)]
 
     def acquire(self, tokens: float = 1.0) -> float:
+        """Wait for the next slot. A slot is only good until STALE_AFTER past its time, checked when the
+        caller wakes: a thread that woke late takes the next slot instead of going out together with it."""
         count = math.ceil(tokens)
         if count <= 0:
             return 0.0
-        with self.lock:
-            if count > 1:
-                at = self._reserve(count)[0]
-            else:
-                now = time.monotonic()
-                while self.slots and self.slots[0] < now - STALE_AFTER:
-                    self.slots.popleft()
-                if not self.slots:
-                    self.slots.extend(self._reserve(self.block))
-                at = self.slots.popleft()
-        delay = at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-            return delay
-        return 0.0
+        started = time.monotonic()
+        while True:
+            with self.lock:
+                if count > 1:
+                    at = self._reserve(count)[0]
+                else:
+                    now = time.monotonic()
+                    while self.slots and self.slots[0] < now - STALE_AFTER:
+                        self.slots.popleft()
+                    if not self.slots:
+                        self.slots.extend(self._reserve(self.block))
+                    at = self.slots.popleft()
+            delay = at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if count > 1 or time.monotonic() - at <= STALE_AFTER:
+                return time.monotonic() - started
 
     def pause(self, seconds: float) -> None:
         with self.lock:
@@ -119,11 +126,10 @@ class DatabasePace:
         return self.aimd.rate()
 
     def throttled(self) -> None:
-        """This process slows down (the slots it holds are given up, later ones are wider apart); other
-        processes slow down when their own calls are throttled."""
-        if self.aimd.throttled():
-            with self.lock:
-                self.slots.clear()
+        """This process slows down: the slots it reserves next are wider apart (those it holds are used:
+        dropping them would leave a gap in the shared schedule). Other processes slow down when their
+        own calls are throttled."""
+        self.aimd.throttled()
 
 
 class PrefectPace:

@@ -16,7 +16,7 @@ INTEROP_KINDS = ("aws", "azure", "other")
 # After a throttled call the pace drops to this fraction of itself (once a second at most: a burst of
 # throttles is one signal), never below FLOOR of the target, and creeps back by RECOVERY of the target
 # per second: additive increase, multiplicative decrease.
-BACKOFF, RECOVERY, FLOOR = 0.8, 0.05, 0.25
+BACKOFF, RECOVERY, FLOOR = 0.9, 0.05, 0.25
 
 
 class Aimd:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import boto3
 import pytest
 from fastapi import FastAPI, Request
@@ -143,3 +145,56 @@ def test_read_timeout_and_refused_connection_are_transient(monkeypatch: pytest.M
     closed._endpoint = "test-endpoint"
     refused = closed.provision(devices(1, "closed"))[0]
     assert refused.error_class == "transient" and "EndpointConnectionError" in str(refused.error)
+
+
+def stub_quotas(**quotas: float) -> dict[str, float]:
+    from bench.aws_stub import RAISED_QUOTAS
+
+    return {**RAISED_QUOTAS, **quotas}
+
+
+def test_throttled_calls_are_tried_again_in_place_and_slow_the_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stub whose AttachPolicy allows 3 calls a second under a pace of 10/s: every device is still
+    provisioned in one pass (no device failed, none left for a chunk retry) and the pace was cut."""
+    from bench.aws_stub import Stub
+    from bindery.provisioning.ratelimit import TokenBucket
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    stub = Stub(stub_quotas(AttachPolicy=3.0), latency=0.01)
+    pacer = TokenBucket(rate=10.0)
+    with serve(stub) as url:
+        connector = AwsIotConnector(options(url), timeout=5, pacer=pacer)
+        results = connector.provision(devices(8, "throttled"))
+        connector.close()
+    assert [r.outcome for r in results] == [Outcome.PROVISIONED] * 8
+    assert stub.throttled["AttachPolicy"] > 0 and stub.calls["RegisterCertificateWithoutCA"] == 8
+    assert pacer.aimd.last_cut > float("-inf"), "a throttled call lowered the pace"
+
+
+def test_devices_in_flight_follow_littles_law_and_the_pacer_is_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a pace of 40/s and 4 calls of 50 ms per device, about 40 x 0.2 = 8 devices must be in flight;
+    the gate lets in about that many (with headroom), the stub sees the pace, and the pipeline made no
+    more clients than devices were ever in flight."""
+    from bench.aws_stub import Stub
+    from bindery.clouds.inflight import HEADROOM
+    from bindery.provisioning.ratelimit import TokenBucket
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    stub = Stub(stub_quotas(), latency=0.05)
+    with serve(stub) as url:
+        connector = AwsIotConnector(options(url), timeout=5, pacer=TokenBucket(rate=40.0))
+        batch = devices(80, "law")
+        started = time.monotonic()
+        results = connector.provision(batch)
+        elapsed = time.monotonic() - started
+        pipeline = connector.pipeline
+        connector.close()
+    assert all(r.outcome is Outcome.PROVISIONED for r in results)
+    assert pipeline.law.seconds is not None and 0.2 <= pipeline.law.seconds < 0.5
+    assert pipeline.law.limit() == pytest.approx(40 * pipeline.law.seconds * HEADROOM + 1, abs=1)
+    assert pipeline.gate.peak >= 8, "devices went side by side"
+    assert len(pipeline.idle) <= pipeline.gate.peak, "a client per device in flight, no more"
+    assert 80 / elapsed == pytest.approx(40.0, rel=0.2), "the pacer, not the threads, set the rate"
+    assert stub.stats()["busiest_second"]["RegisterCertificateWithoutCA"] <= 40

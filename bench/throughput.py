@@ -1,0 +1,200 @@
+"""Throughput at the quota: `bindery provision` processes against the stub AWS IoT endpoint
+(bench/aws_stub.py: a fixed latency per call, AWS's per-API quotas enforced per sliding second).
+
+Cases (each a fresh database and stub): raised quotas (100/s) at 50 ms and 150 ms per call, one
+process; the default quotas (RegisterCertificateWithoutCA 10/s) at 50 ms; three processes sharing one
+raised quota (PostgreSQL, so the three hosts' pace is one). The baseline in the same run is the fixed
+configuration Bindery had before: 16 devices in flight per chunk and a pace of 90 % of the quota
+(``--baseline``). Prints devices/s, the ratio to the quota, throttled calls and the busiest second,
+then (``--profile``) a cProfile summary of one process: where the CPU of the hot path goes.
+
+Run: bench/throughput [--devices 3000] [--baseline] [--profile] [--only NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ADMIN, POLICY = "admin@bench.local", "BenchPolicy"
+PG_ADMIN = os.environ.get("BINDERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    raised: bool
+    latency: float
+    workers: int = 1
+    devices_per_second: float = 100.0  # of the quota, for sizing the run
+
+    @property
+    def quota(self) -> float:
+        return 100.0 if self.raised else 10.0
+
+
+CASES = [Case("raised-50ms", True, 0.05), Case("raised-150ms", True, 0.15), Case("default-50ms", False, 0.05),
+         Case("raised-50ms-3-workers", True, 0.05, workers=3)]
+
+
+@contextmanager
+def stub(case: Case) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "bench.aws_stub", "--port", str(port), "--latency", str(case.latency),
+               *(["--raised"] if case.raised else [])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/_bench/stats").raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def database(postgres: bool, home: Path) -> Iterator[str]:
+    if not postgres:
+        yield f"sqlite:///{home}/bench.db"
+        return
+    import psycopg
+
+    name = f"bench_tp_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def prepare(env: dict[str, str], stub_url: str, quota: float, batches: list[tuple[str, int]], pace: str | None,
+            home: Path) -> None:
+    """One account, its admin, the aws-iot API `iot` through the stub, the batches imported and bound."""
+    bindery = str(Path(sys.executable).parent / "bindery")
+
+    def run(*args: str) -> None:
+        subprocess.run([bindery, *args], env=env, check=True, capture_output=True)
+
+    from bindery.reels.demo import write_demo_reel
+
+    run("db", "upgrade")
+    run("account", "create", "Bench")
+    run("user", "add", ADMIN, "--account", "Bench", "--role", "admin")
+    run("cloud-api", "add", "iot", "--user", ADMIN, "--kind", "aws-iot", "--region", "us-east-1", "--policy", POLICY,
+        "--endpoint-url", stub_url, "--quota", str(quota), "--no-check", *(["--pace", pace] if pace else []))
+    for bid, devices in batches:
+        demo = write_demo_reel(out=home / bid, bid=bid, devices=devices, fmt="bindery-csv", public_url="http://x")
+        run("trust", "add", *map(str, demo.ca_files))
+        run("reel", "import", str(demo.reel))
+        run("bind", bid, "--user", ADMIN)
+
+
+def measure(case: Case, devices: int, baseline: bool) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp, stub(case) as url, database(case.workers > 1, Path(tmp)) as db_url:
+        home = Path(tmp)
+        env = {**os.environ, "BINDERY_HOME": str(home / "home"), "BINDERY_DATABASE_URL": db_url,
+               "BINDERY_ALLOW_PRIVATE_TARGETS": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(Path.cwd())}
+        if baseline:  # what Bindery did before: 16 devices in flight per chunk, paced at 90 %
+            env["BINDERY_AWS_DEVICE_CONCURRENCY"] = "16"
+        per_worker = devices // case.workers
+        batches = [(f"TP-{i}", per_worker) for i in range(case.workers)]
+        prepare(env, url, case.quota, batches, "0.9" if baseline else None, home)
+        httpx.post(f"{url}/_bench/reset").raise_for_status()
+        bindery = str(Path(sys.executable).parent / "bindery")
+        started = time.perf_counter()
+        timer = ["/usr/bin/time", "-f", "cpu %U user %S sys %e wall %M KB"] if os.environ.get("BENCH_VERBOSE") else []
+        processes = [subprocess.Popen([*timer, bindery, "provision", bid, "--cloud-api", "iot", "--user", ADMIN],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for bid, _ in batches]
+        outputs = [p.communicate(timeout=3600) for p in processes]
+        elapsed = time.perf_counter() - started
+        failed = [out[1].decode()[-500:] for p, out in zip(processes, outputs, strict=True) if p.returncode != 0]
+        stats = httpx.get(f"{url}/_bench/stats").json()
+        if os.environ.get("BENCH_VERBOSE"):
+            print({k: v for k, v in stats.items()}, outputs[0][1].decode()[-20000:])
+    calls = sum(stats["calls"].values())
+    throttled = sum(stats["throttled"].values())
+    return {"seconds": elapsed, "devices/s": per_worker * case.workers / elapsed, "calls": calls,
+            "at the target": stats["registered_per_second"],
+            "throttled": throttled, "busiest": stats["busiest_second"]["RegisterCertificateWithoutCA"],
+            "failed runs": len(failed)}
+
+
+def profile(devices: int) -> None:
+    """One `bindery provision` at the raised quota under cProfile: the hot path's top entries."""
+    case = CASES[0]
+    with tempfile.TemporaryDirectory() as tmp, stub(case) as url:
+        home = Path(tmp)
+        env = {**os.environ, "BINDERY_HOME": str(home / "home"), "BINDERY_DATABASE_URL": f"sqlite:///{home}/p.db",
+               "BINDERY_ALLOW_PRIVATE_TARGETS": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        prepare(env, url, case.quota, [("TP-P", devices)], None, home)
+        out = home / "provision.prof"
+        code = ("import sys; from bindery.cli import main; "
+                f"sys.argv = ['bindery', 'provision', 'TP-P', '--cloud-api', 'iot', '--user', '{ADMIN}']; main()")
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-c", code], env=env,
+                       capture_output=True)
+        import pstats
+
+        stats = pstats.Stats(str(out))
+        total = stats.total_tt  # type: ignore[attr-defined]
+        print(f"\ncProfile of one process, {devices} devices at 100/s, 50 ms (CPU seconds, all threads "
+              f"sampled by the main profiler only: the worker threads' calls show in their callers):")
+        rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:15]  # type: ignore[attr-defined]
+        print("| function | own s | cumulative s |\n| --- | --- | --- |")
+        for (path, line, name), (_cc, _nc, own, cumulative, _callers) in rows:
+            print(f"| {Path(path).name}:{line} {name} | {own:.2f} | {cumulative:.2f} |")
+        print(f"total {total:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=5000, help="at raised quotas (a tenth at the default)")
+    parser.add_argument("--baseline", action="store_true", help="also run the fixed configuration of before")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--only", help="one case by name")
+    args = parser.parse_args()
+    print("devices/s at the target: registrations the stub accepted, first to last (the pace the quota sees);\n"
+          "wall: devices over the processes' whole lives, start-up included\n")
+    print("| case | configuration | devices | at the target /s | of the quota | wall s | wall /s | throttled calls "
+          "| busiest second |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for case in CASES:
+        if args.only and case.name != args.only:
+            continue
+        devices = args.devices if case.raised else max(100, args.devices // 10)
+        for baseline in ([False, True] if args.baseline else [False]):
+            got = measure(case, devices, baseline)
+            label = "before: 16 per chunk, 90 %" if baseline else "Little's law, 97 %, AIMD"
+            print(f"| {case.name} | {label} | {devices} | {got['at the target']:.1f} | "
+                  f"{got['at the target'] / case.quota:.3f} | {got['seconds']:.1f} | {got['devices/s']:.1f} | "
+                  f"{got['throttled']:.0f} of {got['calls']:.0f} ({got['throttled'] / max(1, got['calls']):.2%}) | "
+                  f"{got['busiest']:.0f} / {case.quota:.0f}"
+                  + (f" | {got['failed runs']:.0f} runs failed" if got["failed runs"] else "") + " |", flush=True)
+    if args.profile:
+        profile(args.devices)
+
+
+if __name__ == "__main__":
+    main()
