@@ -154,14 +154,14 @@ def stub_quotas(**quotas: float) -> dict[str, float]:
 
 
 def test_throttled_calls_are_tried_again_in_place_and_slow_the_pace(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stub whose AttachPolicy allows 3 calls a second under a pace of 10/s: every device is still
+    """A stub whose AttachPolicy allows 5 calls a second under a pace of 10/s: every device is still
     provisioned in one pass (no device failed, none left for a chunk retry) and the pace was cut."""
     from bench.aws_stub import Stub
     from bindery.provisioning.ratelimit import TokenBucket
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    stub = Stub(stub_quotas(AttachPolicy=3.0), latency=0.01)
+    stub = Stub(stub_quotas(AttachPolicy=5.0), latency=0.01)
     pacer = TokenBucket(rate=10.0)
     with serve(stub) as url:
         connector = AwsIotConnector(options(url), timeout=5, pacer=pacer)
@@ -196,5 +196,6 @@ def test_devices_in_flight_follow_littles_law_and_the_pacer_is_the_limit(monkeyp
     assert pipeline.law.limit() == pytest.approx(40 * pipeline.law.seconds * HEADROOM + 1, abs=1)
     assert pipeline.gate.peak >= 8, "devices went side by side"
     assert len(pipeline.idle) <= pipeline.gate.peak, "a client per device in flight, no more"
-    assert 80 / elapsed == pytest.approx(40.0, rel=0.2), "the pacer, not the threads, set the rate"
-    assert stub.stats()["busiest_second"]["RegisterCertificateWithoutCA"] <= 40
+    assert 30.0 <= stub.stats()["registered_per_second"] <= 41.0, "the pacer set the rate (a busy machine loses some)"
+    assert elapsed < 80 / 40 + 1.0, "ramp and last device included"
+    assert stub.stats()["busiest_second"]["RegisterCertificateWithoutCA"] <= 42, "the pace, give or take jitter"
