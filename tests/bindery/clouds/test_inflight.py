@@ -39,7 +39,10 @@ def test_gate_holds_the_limit_and_keeps_the_order() -> None:
     for i in range(6):
         threads.append(threading.Thread(target=hold, args=(i,)))
         threads[-1].start()
-        time.sleep(0.02)  # arrive in order
+        deadline = time.monotonic() + 5
+        while gate.active + len(gate.queue) < i + 1:  # arrived: the next one starts only now
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
     time.sleep(0.1)
     assert order == [0, 1] and gate.active == 2
     limit[0] = 4  # measured latency grew: more may go
