@@ -11,7 +11,6 @@ import hashlib
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from bindery.catalog.spool import (
     raw_to_record,
     read_records,
 )
-from bindery.catalog.trust import Anchors, load_anchors
+from bindery.catalog.trust import Anchors, anchor_ders
 from bindery.catalog.verify import Rejected, verify_entry
 from bindery.db import session_scope
 from bindery.errors import AlreadyExists, BadInput, BinderyError, ReelRejected, one_line
@@ -297,8 +296,10 @@ def discard_spool(plan: ReelPlan) -> None:
 def import_reel(*, settings: Settings, path: Path, bid: str | None = None, fmt: str = "auto",
                 slot: str = "E0E0", skip_invalid: bool = False, at: datetime | None = None,
                 actor: str | None = None, progress: Progress = _no_progress) -> ImportReport:
-    """The whole import in this process, verifying chunks on ``settings.verify_workers`` threads
-    (cryptography releases the GIL while it checks signatures)."""
+    """The whole import, verifying chunks in ``settings.verify_workers`` worker processes (all cores by
+    default; ``bindery/catalog/parallel.py``)."""
+    from bindery.catalog.parallel import verify_chunks
+
     at = at or datetime.now(UTC)
     actor = actor or audit.operator_name()
     progress("read", 0, 0)
@@ -307,18 +308,15 @@ def import_reel(*, settings: Settings, path: Path, bid: str | None = None, fmt: 
         if plan.already_imported:
             return _report(plan, 0, [], already=True)
         with session_scope(settings) as session:
-            anchors = load_anchors(session=session)
-        verdicts: list[ChunkVerdict] = []
+            anchors = anchor_ders(session=session)
         progress("verify", 0, plan.entries)
-        with ThreadPoolExecutor(max_workers=settings.verify_workers) as pool:
-            jobs = [pool.submit(verify_chunk, plan=plan, index=i, anchors=anchors, at=at)
-                    for i in range(len(plan.raw_chunks))]
-            done = 0
-            for job in jobs:
-                verdict = job.result()
-                verdicts.append(verdict)
-                done += verdict.verified + len(verdict.problems)
-                progress("verify", done, plan.entries)
+        checked = [0]
+
+        def verified(verdict: ChunkVerdict) -> None:
+            checked[0] += verdict.verified + len(verdict.problems)
+            progress("verify", checked[0], plan.entries)
+
+        verdicts = verify_chunks(plan=plan, anchors=anchors, at=at, workers=settings.verify_workers, done=verified)
         progress("store", 0, plan.entries)
         report = store_reel(settings=settings, plan=plan, verdicts=verdicts, skip_invalid=skip_invalid,
                             actor=actor)

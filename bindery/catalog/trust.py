@@ -128,8 +128,17 @@ class Anchors:
 
 
 def load_anchors(*, session: Session) -> Anchors:
+    return anchors_from(anchor_ders(session=session))
+
+
+def anchor_ders(*, session: Session) -> list[tuple[str, bytes]]:
+    """(kind, DER) of every anchor: what a verifying worker process needs to build the same Anchors."""
+    return [(anchor.kind, anchor.der) for anchor in list_anchors(session=session)]
+
+
+def anchors_from(ders: list[tuple[str, bytes]]) -> Anchors:
     by_kind: dict[str, list[x509.Certificate]] = {ROOT: [], INTERMEDIATE: [], SIGNER: []}
-    for anchor in list_anchors(session=session):
-        by_kind[anchor.kind].append(x509.load_der_x509_certificate(anchor.der))
+    for kind, der in ders:
+        by_kind[kind].append(x509.load_der_x509_certificate(der))
     return Anchors(TrustStore(roots=by_kind[ROOT], intermediates=by_kind[INTERMEDIATE]),
                    signers_from(by_kind[SIGNER]))
