@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from pathlib import Path
 import httpx
 
 ADMIN, POLICY = "admin@bench.local", "BenchPolicy"
-PG_ADMIN = os.environ.get("BINDERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @dataclass(frozen=True)
@@ -76,16 +74,10 @@ def database(postgres: bool, home: Path) -> Iterator[str]:
     if not postgres:
         yield f"sqlite:///{home}/bench.db"
         return
-    import psycopg
+    from bench.scale_bench import pg_database
 
-    name = f"bench_tp_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_database("bench_tp") as where:
+        yield f"postgresql+psycopg://postgres@{where}"
 
 
 def prepare(env: dict[str, str], stub_url: str, quota: float, batches: list[tuple[str, int]], pace: str | None,

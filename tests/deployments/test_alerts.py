@@ -24,8 +24,7 @@ from bindery.receiver import ReceiverAuth, create_app
 from bindery.settings import Settings
 from tests.conftest import Cli
 from tests.deployments.conftest import PREFECT_GROUP
-from tests.support import db
-from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
+from tests.support.aws import delete_behind_bindery, moto, moto_server  # noqa: F401  (fixtures)
 from tests.support.certs import Chain
 from tests.support.servers import serve
 from tests.support.world import ADMIN, MEMBER, make_world
@@ -110,13 +109,7 @@ def test_failed_run_and_drift_reach_the_webhook(prefect_server: dict[str, str], 
     cli.ok("cloud-api", "add", "iot", "--user", ADMIN, "--kind", "aws-iot", "--region", "us-east-1",
            "--policy", "Fleet", "--endpoint-url", moto, "--quota", "1000")
     cli.ok("provision", "AL-2", "--cloud-api", "iot", "--user", ADMIN)
-    gone = str(db.scalar(settings.resolved_database_url,
-                         "SELECT fingerprint_sha256 FROM device WHERE device_id = 'b-1'"))
-    arn = f"arn:aws:iot:us-east-1:123456789012:cert/{gone}"
-    iot.detach_thing_principal(thingName="b-1", principal=arn)
-    iot.detach_policy(policyName="Fleet", target=arn)
-    iot.update_certificate(certificateId=gone, newStatus="INACTIVE")
-    iot.delete_certificate(certificateId=gone)
+    delete_behind_bindery(iot, settings, "b-1")
     run(env, BINDERY, "reconcile", "--account", "Acme", code=3)
     drift = alerts.wait_for("bindery.reconcile.drift", "AL-2")
     assert (drift["cloud_api"], drift["account"]) == ("iot", "Acme")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -29,3 +30,16 @@ def moto(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
                         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     return moto_server
+
+
+def delete_behind_bindery(iot: Any, settings: Any, device_id: str, policy: str = "Fleet") -> None:
+    """A provisioned device's certificate deleted in AWS IoT as an operator would, Bindery not told."""
+    from tests.support import db
+
+    certificate = str(db.scalar(settings.resolved_database_url,
+                                "SELECT fingerprint_sha256 FROM device WHERE device_id = :d", d=device_id))
+    arn = f"arn:aws:iot:us-east-1:123456789012:cert/{certificate}"
+    iot.detach_thing_principal(thingName=device_id, principal=arn)
+    iot.detach_policy(policyName=policy, target=arn)
+    iot.update_certificate(certificateId=certificate, newStatus="INACTIVE")
+    iot.delete_certificate(certificateId=certificate)

@@ -18,8 +18,7 @@ from bindery.crypto.certs import pem_of
 from bindery.settings import Settings
 from tests.bindery.web.conftest import Console
 from tests.bindery.web.test_browser import browser, log_in, shot  # noqa: F401  (fixture)
-from tests.support import db
-from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
+from tests.support.aws import delete_behind_bindery, moto, moto_server  # noqa: F401  (fixtures)
 from tests.support.certs import Chain
 from tests.support.world import ADMIN, MEMBER
 
@@ -98,13 +97,7 @@ def test_failed_devices_retry_runs_drift_and_audit(console: Console, browser: Br
            "--policy", "Fleet", "--endpoint-url", moto, "--quota", "1000")
     cli.ok("provision", "W002", "--cloud-api", "iot", "--user", ADMIN)
     assert cli("reconcile").code == 0
-    gone = str(db.scalar(settings.resolved_database_url, "SELECT fingerprint_sha256 FROM device "
-                                                        "WHERE device_id = 'w2-001'"))
-    arn = f"arn:aws:iot:us-east-1:123456789012:cert/{gone}"
-    iot.detach_thing_principal(thingName="w2-001", principal=arn)
-    iot.detach_policy(policyName="Fleet", target=arn)
-    iot.update_certificate(certificateId=gone, newStatus="INACTIVE")
-    iot.delete_certificate(certificateId=gone)
+    delete_behind_bindery(iot, settings, "w2-001")
     assert cli("reconcile").code == 3
     page.get_by_role("link", name="Reconciliation").click()
     report = page.locator('article.report[data-bid="W002"][data-api="iot"]')
