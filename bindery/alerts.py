@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from sqlmodel import Session, select
@@ -32,6 +33,8 @@ def resource(bid: str, cloud_api: str, account: str) -> dict[str, str]:
 
 def emit(event: str, *, bid: str, cloud_api: str, account: str, counts: dict[str, int], message: str) -> None:
     """Emit one event; outside a flow run, wait (10 s at most) until it was handed to the server."""
+    if "prefect" not in sys.modules and not os.environ.get("PREFECT_API_URL"):
+        return  # no flow run without Prefect loaded, and no server named: nowhere to send it
     from prefect.context import FlowRunContext
 
     in_flow_run = FlowRunContext.get() is not None
