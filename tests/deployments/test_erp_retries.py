@@ -141,6 +141,8 @@ def test_readme_recipe_as_written_against_a_busy_server_on_another_port(
     run_id, state = first.stdout.split()
     assert state == "COMPLETED" and again.returncode == 0 and again.stdout.split() == [run_id, "COMPLETED"]
     creates = [status for _method, path, status in plan.calls if path.endswith("create_flow_run")]
-    assert creates[:3] == [503, 503, 429] and len(creates) == 5
+    # the proxy's three, then the two creations; a Prefect server on SQLite under load may answer another
+    # 503 of its own ("database is locked"), which the recipe retries like the others
+    assert creates[:3] == [503, 503, 429] and [c for c in creates[3:] if c not in (429, 503)] == [200, 200]
     assert held == [f"r-{i}" for i in range(6)]
     assert unknown.returncode != 0 and "Deployment not found" in unknown.stderr and unknown.stdout == ""
