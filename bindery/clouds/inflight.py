@@ -23,12 +23,24 @@ class LittlesLaw:
     def __init__(self, rate: Callable[[], float], maximum: int, minimum: int = MINIMUM):
         self.rate, self.maximum, self.minimum = rate, maximum, min(minimum, maximum)
         self.seconds: float | None = None
+        self.guessed = False
         self.lock = threading.Lock()
 
     def observe(self, seconds: float) -> None:
         """One device's time in its calls (without the wait for the pace)."""
         with self.lock:
-            self.seconds = seconds if self.seconds is None else self.seconds + SMOOTHING * (seconds - self.seconds)
+            if self.seconds is None or self.guessed:
+                self.seconds, self.guessed = seconds, False
+            else:
+                self.seconds += SMOOTHING * (seconds - self.seconds)
+
+    def guess(self, seconds: float) -> None:
+        """A first figure before any device has finished (one call's time times the calls a device
+        makes), so the gate opens at the first registration rather than a whole device later; the first
+        device measured replaces it."""
+        with self.lock:
+            if self.seconds is None:
+                self.seconds, self.guessed = seconds, True
 
     def limit(self) -> int:
         if self.seconds is None:  # nothing measured yet: a few devices find the latency out

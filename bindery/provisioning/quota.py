@@ -43,6 +43,28 @@ class Pacer(Protocol):
         """Calls per second right now."""
 
 
+class DatabaseClock:
+    """The database's clock in this process's monotonic time, as NTP reads a server's: each statement's
+    ``now`` is taken at some moment between sending and receiving, so it is placed at the midpoint, and
+    the round trip that was shortest among the recent ones gives the mapping (its error is at most half
+    that round trip). Adding the database's "slot in n seconds" to the time the answer arrived instead
+    would shift every slot by how long the answer took — tens of milliseconds on a busy host, enough
+    for three processes' slots to overlap."""
+
+    KEPT = 32  # recent samples: the shortest round trip among them wins; old ones age out (clock drift)
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, float]] = deque(maxlen=self.KEPT)  # (round trip, offset)
+        self.offset = 0.0
+
+    def observe(self, database_now: float, sent: float, received: float) -> None:
+        self.samples.append((received - sent, database_now - (sent + received) / 2))
+        self.offset = min(self.samples)[1]
+
+    def local(self, database_time: float) -> float:
+        return database_time - self.offset
+
+
 class DatabasePace:
     """Slots of one target, reserved from its ``quota_pace`` row in blocks and spent in time order."""
 
@@ -54,32 +76,38 @@ class DatabasePace:
         self.slots: deque[float] = deque()
         self.lock = threading.Lock()
         self.postgres = engine.dialect.name == "postgresql"
+        self.clock = DatabaseClock()
 
-    def _update(self, assignment: str, returning: str, values: dict[str, float]) -> float:
-        """``UPDATE quota_pace SET <assignment> … RETURNING <returning>`` on the target's row (made on first
-        use), where ``{now}`` is the database's clock when the statement runs: on PostgreSQL so hosts need
-        not agree on the time; on SQLite (one host) because the statement may have waited for the file's
-        lock, and a time taken before that wait would put the slots in the past."""
+    def _update(self, assignment: str, returning: str, values: dict[str, float]) -> tuple[float, float]:
+        """``UPDATE quota_pace SET <assignment> … RETURNING <returning>, {now}`` on the target's row (made on
+        first use), where ``{now}`` is the database's clock when the statement runs: on PostgreSQL so hosts
+        need not agree on the time; on SQLite (one host) because the statement may have waited for the
+        file's lock, and a time taken before that wait would put the slots in the past. Every answer also
+        tells the clock mapping (:class:`DatabaseClock`) where the database's clock stands."""
         if self.postgres:
             sql = ("WITH t AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) UPDATE quota_pace SET "
                    f"{assignment.format(greatest='GREATEST', now='t.now')} FROM t WHERE cloud_api_id = :id "
-                   f"RETURNING {returning.format(now='t.now')}")
+                   f"RETURNING {returning.format(now='t.now')}, t.now")
             params = {**values, "id": self.api_id}
         else:
             now = "((julianday('now') - 2440587.5) * 86400.0)"
             sql = (f"UPDATE quota_pace SET {assignment.format(greatest='max', now=now)} WHERE cloud_api_id = :id "
-                   f"RETURNING {returning.format(now=now)}")
+                   f"RETURNING {returning.format(now=now)}, {now}")
             params = {**values, "id": self.api_id}
         statement = text(sql)
 
-        def once() -> float:
+        def once() -> tuple[float, float]:
             with self.engine.begin() as connection:
-                returned = connection.execute(statement, params).scalar_one_or_none()
+                sent = time.monotonic()
+                returned = connection.execute(statement, params).one_or_none()
                 if returned is None:
                     connection.execute(text("INSERT INTO quota_pace (cloud_api_id, next_at, paused_until) "
                                             "VALUES (:id, 0, 0) ON CONFLICT DO NOTHING"), {"id": self.api_id})
-                    returned = connection.execute(statement, params).scalar_one()
-            return float(returned)
+                    sent = time.monotonic()
+                    returned = connection.execute(statement, params).one()
+                received = time.monotonic()
+            self.clock.observe(float(returned[1]), sent, received)
+            return float(returned[0]), float(returned[1])
 
         return through_outage(once, url=self.engine.url.render_as_string(hide_password=True),
                               seconds=get_settings().database_retry_seconds)
@@ -88,9 +116,9 @@ class DatabasePace:
         """``count`` consecutive slots as local monotonic times, spaced at the pace of the moment."""
         rate = self.aimd.rate()
         span = count / rate
-        ends_in = self._update("next_at = {greatest}(next_at, paused_until, {now}) + :span", "next_at - {now}",
-                               {"span": span})
-        start = time.monotonic() + ends_in - span
+        ends_at, _ = self._update("next_at = {greatest}(next_at, paused_until, {now}) + :span", "next_at",
+                                  {"span": span})
+        start = self.clock.local(ends_at) - span
         return [start + i / rate for i in range(count)]
 
     def acquire(self, tokens: float = 1.0) -> float:

@@ -185,6 +185,9 @@ def test_devices_in_flight_follow_littles_law_and_the_pacer_is_the_limit(monkeyp
     stub = Stub(stub_quotas(), latency=0.05)
     with serve(stub) as url:
         connector = AwsIotConnector(options(url), timeout=5, pacer=TokenBucket(rate=40.0, burst=2.0))
+        connector.endpoint()
+        guessed = connector.pipeline.law.seconds
+        assert guessed is not None and guessed >= 4 * 0.05, "DescribeEndpoint's time x four calls, before any device"
         batch = devices(80, "law")
         started = time.monotonic()
         results = connector.provision(batch)
@@ -201,3 +204,19 @@ def test_devices_in_flight_follow_littles_law_and_the_pacer_is_the_limit(monkeyp
     assert 24.0 <= stub.stats()["registered_per_second"] <= 41.0, "the pacer, not the threads, set the rate"
     assert elapsed < 80 / 40 + 1.0, "ramp and last device included"
     assert stub.stats()["busiest_second"]["RegisterCertificateWithoutCA"] <= 42, "the pace, give or take jitter"
+
+
+def test_clients_are_kept_out_of_the_collector_while_their_pipeline_lives(aws: str) -> None:
+    """Each client is frozen out of the cyclic collector's generations (KEPT_FROM_THE_COLLECTOR); a
+    dropped pipeline unfreezes, so what it held can be collected."""
+    import gc
+
+    from bindery.clouds.aws_pipeline import Pipeline
+
+    pipeline = Pipeline(options(aws), timeout=5, maximum=4)
+    gc.unfreeze()
+    with pipeline.holding_client():
+        pipeline.client().describe_endpoint(endpointType="iot:Data-ATS")
+    assert gc.get_freeze_count() > 1000, "the new client's objects were frozen"
+    pipeline.shutdown()
+    assert gc.get_freeze_count() == 0

@@ -4,6 +4,7 @@ keeps any one second of departures within the rate."""
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 
@@ -22,6 +23,20 @@ def test_littles_law_follows_the_measured_time() -> None:
     assert law.limit() == pytest.approx(100 * 0.6 * HEADROOM + 1, abs=1)
     law.observe(100.0)
     assert law.limit() == 128, "never above the maximum"
+
+
+def test_a_guess_opens_the_gate_until_the_first_device_is_measured() -> None:
+    law = LittlesLaw(lambda: 100.0, maximum=128)
+    law.guess(0.4)
+    assert law.limit() == math.ceil(100 * 0.4 * HEADROOM) + 1
+    law.guess(5.0)
+    assert law.limit() == math.ceil(100 * 0.4 * HEADROOM) + 1, "only the first guess counts"
+    law.observe(0.2)
+    assert law.limit() == math.ceil(100 * 0.2 * HEADROOM) + 1, "the first measurement replaces the guess"
+    law.observe(0.4)
+    assert 0.2 < law.seconds < 0.4 if law.seconds else False, "later ones are averaged"
+    law.guess(3.0)
+    assert law.seconds is not None and law.seconds < 0.4, "a guess never overrides a measurement"
 
 
 def test_gate_holds_the_limit_and_keeps_the_order() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from bench.pace_probe import busiest_second, run_probes
 from bindery.db import get_engine
-from bindery.provisioning.quota import DatabasePace
+from bindery.provisioning.quota import DatabaseClock, DatabasePace
 from bindery.provisioning.ratelimit import DEFAULT_PACE
 from bindery.settings import Settings
 from tests.conftest import Cli
@@ -51,6 +52,41 @@ def test_a_pause_holds_back_every_process(settings: Settings, api_id: int) -> No
     started = time.monotonic()
     other.acquire()
     assert time.monotonic() - started >= 0.55
+
+
+def test_the_database_clock_is_read_from_the_shortest_round_trip() -> None:
+    clock = DatabaseClock()
+    clock.observe(1100.001, sent=1000.0, received=1000.080)  # the answer took 80 ms to come back
+    assert clock.local(1110.0) == pytest.approx(1010.0, abs=0.05)
+    clock.observe(1105.001, sent=1005.0, received=1005.002)
+    assert clock.local(1110.0) == pytest.approx(1010.0, abs=0.002), "the 2 ms round trip is believed"
+    clock.observe(1106.100, sent=1006.0, received=1006.200)
+    assert clock.local(1110.0) == pytest.approx(1010.0, abs=0.002), "a slower one does not move it"
+
+
+def test_slots_keep_their_place_when_the_database_answers_late(settings: Settings, api_id: int) -> None:
+    """Two processes' blocks interleave on the shared schedule; one process's answers now and then come
+    back 80 ms late (a busy host). Its slots must stay where the database put them, not 80 ms later on
+    top of the other process's."""
+    from sqlalchemy import create_engine, event
+
+    slow_engine = create_engine(settings.resolved_database_url)
+    late = [False]
+
+    @event.listens_for(slow_engine, "after_cursor_execute")
+    def answer_late(*_: object) -> None:
+        if late[0]:
+            time.sleep(0.08)
+
+    rate = 20.0
+    slow, fast = DatabasePace(slow_engine, api_id, rate), DatabasePace(get_engine(settings), api_id, rate)
+    slots = slow._reserve(2) + fast._reserve(2)  # the slow one's clock is read while it answers quickly
+    late[0] = True
+    slots += slow._reserve(2) + fast._reserve(2) + slow._reserve(2)
+    slow_engine.dispose()
+    slots.sort()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert min(gaps) > 0.7 / rate, f"slots overlap: {[round(g, 3) for g in gaps]}"
 
 
 def test_busiest_second_counts_a_sliding_window() -> None:
