@@ -95,10 +95,13 @@ class ShardLease(SQLModel, table=True):
 
 class QuotaPace(SQLModel, table=True):
     """The next free call slot of a target, shared by every process: a call reserves slots by moving
-    ``next_at`` (epoch seconds) on by 1/rate each, under the row's lock."""
+    ``next_at`` (epoch seconds) on by 1/rate each, under the row's lock. ``api_call`` '' is the call
+    whose quota binds (aws-iot's RegisterCertificateWithoutCA, an interop request); aws-iot's follow-up
+    calls get a row each while several processes share the target."""
 
     __tablename__ = "quota_pace"
 
     cloud_api_id: int = Field(foreign_key="cloud_api.id", primary_key=True)
+    api_call: str = Field(default="", primary_key=True, max_length=64)
     next_at: float = 0.0
     paused_until: float = 0.0

@@ -145,6 +145,7 @@ class AwsIotConnector:
             started = time.monotonic()
             answer = self._call("DescribeEndpoint", endpointType="iot:Data-ATS")
             self.pipeline.law.guess((time.monotonic() - started) * self.calls_per_device)
+            self.pipeline.warm(self.pipeline.law.limit())
             try:
                 self._endpoint = str(answer["endpointAddress"])
             except (KeyError, TypeError) as exc:
@@ -162,10 +163,10 @@ class AwsIotConnector:
         self._call("GetPolicy", policyName=self.options["policy"])
 
     def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
-        endpoint = self.endpoint()
         pipeline = self.pipeline
         if self.pacer is not None:
             pipeline.pacer, pipeline.rate = self.pacer, self.pacer.current_rate()
+        endpoint = self.endpoint()
         jobs = [pipeline.pool.submit(self._gated, device, endpoint) for device in devices]
         return [job.result() for job in jobs]
 

@@ -27,6 +27,8 @@ BLOCK_SECONDS = 0.2
 # A reserved slot older than this (seconds) is dropped, not used late: using it would burst (at 97 % of
 # a quota, a slot used 30 ms late can already make a one-second window count 100 %).
 STALE_AFTER = 0.02
+# Another process's slots seen on a target's schedule this recently: the target is shared.
+SHARED_SECONDS = 10.0
 
 
 class Pacer(Protocol):
@@ -41,6 +43,11 @@ class Pacer(Protocol):
 
     def current_rate(self) -> float:
         """Calls per second right now."""
+
+    def follower(self, call: str) -> Pacer | None:
+        """The shared pace of another call of the same target (aws-iot's calls after the registration)
+        while other processes share this target's pace; None while this process is alone, when
+        spacing them in the process is enough."""
 
 
 class DatabaseClock:
@@ -68,15 +75,19 @@ class DatabaseClock:
 class DatabasePace:
     """Slots of one target, reserved from its ``quota_pace`` row in blocks and spent in time order."""
 
-    def __init__(self, engine: Engine, api_id: int, rate: float, block_seconds: float = BLOCK_SECONDS):
+    def __init__(self, engine: Engine, api_id: int, rate: float, block_seconds: float = BLOCK_SECONDS,
+                 call: str = ""):
         self.engine = engine
-        self.api_id = api_id
+        self.api_id, self.call = api_id, call
         self.aimd = Aimd(rate)
         self.block = max(1, int(rate * block_seconds))
         self.slots: deque[float] = deque()
         self.lock = threading.Lock()
         self.postgres = engine.dialect.name == "postgresql"
         self.clock = DatabaseClock()
+        self.reserved_until = 0.0  # the end of this process's last block, in the database's time
+        self.others_seen = float("-inf")  # when a block last started after another process's slots
+        self.followers: dict[str, DatabasePace] = {}
 
     def _update(self, assignment: str, returning: str, values: dict[str, float]) -> tuple[float, float]:
         """``UPDATE quota_pace SET <assignment> … RETURNING <returning>, {now}`` on the target's row (made on
@@ -87,13 +98,15 @@ class DatabasePace:
         if self.postgres:
             sql = ("WITH t AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) UPDATE quota_pace SET "
                    f"{assignment.format(greatest='GREATEST', now='t.now')} FROM t WHERE cloud_api_id = :id "
+                   "AND api_call = :call "
                    f"RETURNING {returning.format(now='t.now')}, t.now")
-            params = {**values, "id": self.api_id}
+            params = {**values, "id": self.api_id, "call": self.call}
         else:
             now = "((julianday('now') - 2440587.5) * 86400.0)"
             sql = (f"UPDATE quota_pace SET {assignment.format(greatest='max', now=now)} WHERE cloud_api_id = :id "
+                   "AND api_call = :call "
                    f"RETURNING {returning.format(now=now)}, {now}")
-            params = {**values, "id": self.api_id}
+            params = {**values, "id": self.api_id, "call": self.call}
         statement = text(sql)
 
         def once() -> tuple[float, float]:
@@ -101,8 +114,9 @@ class DatabasePace:
                 sent = time.monotonic()
                 returned = connection.execute(statement, params).one_or_none()
                 if returned is None:
-                    connection.execute(text("INSERT INTO quota_pace (cloud_api_id, next_at, paused_until) "
-                                            "VALUES (:id, 0, 0) ON CONFLICT DO NOTHING"), {"id": self.api_id})
+                    connection.execute(text("INSERT INTO quota_pace (cloud_api_id, api_call, next_at, paused_until) "
+                                            "VALUES (:id, :call, 0, 0) ON CONFLICT DO NOTHING"),
+                                       {"id": self.api_id, "call": self.call})
                     sent = time.monotonic()
                     returned = connection.execute(statement, params).one()
                 received = time.monotonic()
@@ -116,8 +130,11 @@ class DatabasePace:
         """``count`` consecutive slots as local monotonic times, spaced at the pace of the moment."""
         rate = self.aimd.rate()
         span = count / rate
-        ends_at, _ = self._update("next_at = {greatest}(next_at, paused_until, {now}) + :span", "next_at",
-                                  {"span": span})
+        ends_at, database_now = self._update("next_at = {greatest}(next_at, paused_until, {now}) + :span",
+                                             "next_at", {"span": span})
+        if ends_at - span > max(self.reserved_until, database_now) + 0.001:
+            self.others_seen = time.monotonic()  # slots nobody here reserved lie between ours and now
+        self.reserved_until = ends_at
         start = self.clock.local(ends_at) - span
         return [start + i / rate for i in range(count)]
 
@@ -152,6 +169,20 @@ class DatabasePace:
 
     def current_rate(self) -> float:
         return self.aimd.rate()
+
+    def follower(self, call: str) -> Pacer | None:
+        """Another call's schedule in the same table, a slot per call (no block: its calls come as the
+        registrations' answers do, and a slot reserved but not used would be lost to every process),
+        used while another process was seen on this schedule in the last SHARED_SECONDS. Alone, a
+        process's follow-up calls follow its own registrations; shared, one process held up (a busy
+        host) would send its late follow-ups together with the others' on-time ones, above the quota."""
+        if time.monotonic() - self.others_seen > SHARED_SECONDS:
+            return None
+        with self.lock:
+            if call not in self.followers:
+                self.followers[call] = DatabasePace(self.engine, self.api_id, self.aimd.target, block_seconds=0.0,
+                                                    call=call)
+            return self.followers[call]
 
     def throttled(self) -> None:
         """This process slows down: the slots it reserves next are wider apart (those it holds are used:
@@ -199,6 +230,9 @@ class PrefectPace:
 
     def current_rate(self) -> float:
         return self.local.rate
+
+    def follower(self, call: str) -> Pacer | None:
+        return None
 
     def throttled(self) -> None:
         """The limit's decay is fixed on the server; a throttled call pauses this process briefly."""

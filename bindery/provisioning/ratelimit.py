@@ -100,6 +100,10 @@ class TokenBucket:
     def current_rate(self) -> float:
         return self.rate
 
+    def follower(self, call: str) -> None:
+        """One process alone: its follow-up calls need no schedule of their own."""
+        return None
+
 
 # Calls leave evenly spaced but reach the provider with jitter (threads, network); pacing a little
 # under the quota keeps every one-second window at or below it, and AIMD takes care of the rest.

@@ -188,6 +188,8 @@ def test_devices_in_flight_follow_littles_law_and_the_pacer_is_the_limit(monkeyp
         connector.endpoint()
         guessed = connector.pipeline.law.seconds
         assert guessed is not None and guessed >= 4 * 0.05, "DescribeEndpoint's time x four calls, before any device"
+        warmed = connector.pipeline.made
+        assert warmed == connector.pipeline.law.limit() == len(connector.pipeline.idle), "clients made up front"
         batch = devices(80, "law")
         started = time.monotonic()
         results = connector.provision(batch)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.pace_probe import busiest_second, run_probes
+from bindery.clouds.base import Outcome
 from bindery.db import get_engine
 from bindery.provisioning.quota import DatabaseClock, DatabasePace
 from bindery.provisioning.ratelimit import DEFAULT_PACE
@@ -87,6 +88,39 @@ def test_slots_keep_their_place_when_the_database_answers_late(settings: Setting
     slots.sort()
     gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
     assert min(gaps) > 0.7 / rate, f"slots overlap: {[round(g, 3) for g in gaps]}"
+
+
+def test_follow_up_calls_get_shared_slots_only_while_another_process_paces(
+        settings: Settings, api_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alone, a process's aws-iot follow-up calls follow its own registrations (no schedule rows); once
+    another process's slots show up on the target's schedule, CreateThing, AttachPolicy and
+    AttachThingPrincipal each take a slot of their own shared schedule, one per call."""
+    from bench.aws_stub import RAISED_QUOTAS, Stub
+    from bindery.clouds.aws_iot import AwsIotConnector
+    from tests.bindery.clouds.test_aws_iot import devices
+    from tests.support.servers import serve
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    here, other = (DatabasePace(get_engine(settings), api_id, 40.0) for _ in range(2))
+
+    def schedules() -> dict[str, float]:
+        rows = db.rows(settings.resolved_database_url,
+                       f"SELECT api_call, next_at FROM quota_pace WHERE cloud_api_id = {api_id}")
+        return {str(call): float(next_at) for call, next_at in rows}
+
+    with serve(Stub(RAISED_QUOTAS, latency=0.01)) as url:
+        connector = AwsIotConnector({"region": "us-east-1", "policy": "P", "endpoint_url": url}, timeout=5,
+                                    pacer=here)
+        alone = connector.provision(devices(5, "alone"))
+        assert here.follower("CreateThing") is None and set(schedules()) == {""}
+        other._reserve(1)  # another process takes a slot ...
+        here._reserve(1)  # ... and this one's next block starts behind it
+        shared = connector.provision(devices(5, "shared"))
+        connector.close()
+    assert all(r.outcome is Outcome.PROVISIONED for r in alone + shared)
+    after = schedules()
+    assert set(after) == {"", "CreateThing", "AttachPolicy", "AttachThingPrincipal"}
 
 
 def test_busiest_second_counts_a_sliding_window() -> None:
