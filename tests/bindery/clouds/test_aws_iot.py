@@ -205,7 +205,9 @@ def test_devices_in_flight_follow_littles_law_and_the_pacer_is_the_limit(monkeyp
     # some of the pace, never more than it
     assert 24.0 <= stub.stats()["registered_per_second"] <= 41.0, "the pacer, not the threads, set the rate"
     assert elapsed < 80 / 40 + 1.0, "ramp and last device included"
-    assert stub.stats()["busiest_second"]["RegisterCertificateWithoutCA"] <= 42, "the pace, give or take jitter"
+    # the stub runs in this test's process, so its arrival times share the interpreter with 80 device
+    # threads (and the machine with the other tests): jitter of a few calls, not the 80 unpaced devices
+    assert stub.stats()["busiest_second"]["RegisterCertificateWithoutCA"] <= 46, "the pace, give or take jitter"
 
 
 def test_clients_are_kept_out_of_the_collector_while_their_pipeline_lives(aws: str) -> None:
