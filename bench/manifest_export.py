@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -98,7 +97,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.role:
         result = run_export(args.out) if args.role == "export" else run_bare(args.out)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: this image's own peak (a child's ru_maxrss also counts its parent's image before exec)
+        status = Path("/proc/self/status").read_text()
+        result["peak_rss_mb"] = next(int(line.split()[1]) for line in status.splitlines()
+                                     if line.startswith("VmHWM")) / 1024
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory() as tmp:

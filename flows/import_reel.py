@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, unmapped
 
 from bindery.catalog.importer import discard_spool
+from bindery.catalog.parallel import release_workers
 from bindery.errors import ReelRejected
 from bindery.tasks import artifacts, catalog
 
@@ -40,11 +42,13 @@ def import_reel(path: str, bid: str | None = None, format: str = "auto", slot: s
                 artifacts.publish_problems("reel-rejected", plan.bid, str(exc), exc.problems)
                 raise
             summary = {"bid": report.bid, "source": report.source_name, "imported": report.imported,
-                       "already_imported": False, "skipped": len(report.problems)}
+                       "already_imported": False, "skipped": len(report.problems),
+                       "verify_processes": len({v.process for v in verdicts} - {os.getpid()})}
             if report.problems:
                 artifacts.publish_problems("reel-skipped", plan.bid, f"{len(report.problems)} entries skipped",
                                            report.problems)
     finally:
+        release_workers()
         discard_spool(plan)
     artifacts.publish_table("reel", plan.bid, [{
         "BID": plan.bid, "vendor": plan.vendor, "model": plan.model or "", "format": plan.format,

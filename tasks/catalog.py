@@ -9,8 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from bindery import audit
-from bindery.catalog import importer
-from bindery.catalog.trust import load_anchors
+from bindery.catalog import importer, parallel
+from bindery.catalog.trust import anchor_ders
 from bindery.db import session_scope
 from bindery.settings import get_settings
 
@@ -22,9 +22,13 @@ def read_reel(path: str, bid: str | None, fmt: str, slot: str) -> importer.ReelP
 
 @task(name="verify-chunk", cache_policy=NO_CACHE, task_run_name="verify-chunk-{index}")
 def verify_chunk(plan: importer.ReelPlan, index: int, at: datetime) -> importer.ChunkVerdict:
-    with session_scope(get_settings()) as session:
-        anchors = load_anchors(session=session)
-    return importer.verify_chunk(plan=plan, index=index, anchors=anchors, at=at)
+    """The chunk is verified in one of the flow process's worker processes (every core; the task
+    itself only waits on a thread)."""
+    settings = get_settings()
+    with session_scope(settings) as session:
+        anchors = anchor_ders(session=session)
+    return parallel.verify_in_workers(plan=plan, index=index, anchors=anchors, at=at,
+                                      workers=settings.verify_workers)
 
 
 @task(name="store-reel", cache_policy=NO_CACHE)

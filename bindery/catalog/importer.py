@@ -8,6 +8,7 @@ rejected reel leaves the database unchanged.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
@@ -70,6 +71,7 @@ class ChunkVerdict:
     verified_path: str
     problems: list[str]
     rejected_refs: list[str]
+    process: int = field(default_factory=os.getpid)  # which process verified it (all cores used?)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prefect.artifacts import Artifact
 
 from bindery.crypto.certs import pem_of
@@ -21,9 +22,11 @@ def test_flow_imports_in_chunks_and_publishes_a_table(cli: Cli, reels: dict[str,
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
     monkeypatch.setenv("BINDERY_IMPORT_CHUNK_SIZE", "2")
+    monkeypatch.setenv("BINDERY_VERIFY_WORKERS", "2")
     demo = reels["infineon"]
     cli.ok("trust", "add", *demo.ca_files)
     summary = import_reel(path=str(demo.reel))
+    assert summary.pop("verify_processes") >= 1, "the two chunks were verified in worker processes"
     assert summary == {"bid": "INF-001", "source": "INF-001.7z", "imported": 4, "already_imported": False,
                        "skipped": 0}
     assert db.counts(settings.resolved_database_url)["device"] == 4
@@ -32,6 +35,16 @@ def test_flow_imports_in_chunks_and_publishes_a_table(cli: Cli, reels: dict[str,
     again = import_reel(path=str(demo.reel))
     assert again["already_imported"] is True
     assert db.counts(settings.resolved_database_url)["device"] == 4
+
+
+def test_one_verify_worker_keeps_the_flow_in_its_own_process(cli: Cli, reels: dict[str, DemoReel],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINDERY_IMPORT_CHUNK_SIZE", "2")
+    monkeypatch.setenv("BINDERY_VERIFY_WORKERS", "1")
+    demo = reels["infineon"]
+    cli.ok("trust", "add", *demo.ca_files)
+    summary = import_reel(path=str(demo.reel))
+    assert summary["imported"] == 4 and summary["verify_processes"] == 0
 
 
 def test_flow_fails_on_a_rejected_reel_and_lists_the_problems(cli: Cli, tmp_path: Path, settings: Settings) -> None:
