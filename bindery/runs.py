@@ -52,6 +52,21 @@ def begin(*, session: Session, kind: str, batch_id: int, bid: str, api_id: int, 
     return row.id
 
 
+ABANDONED = "ended without closing its record (its process was killed or lost the database); a later run took over"
+
+
+def close_abandoned(*, session: Session, kind: str, batch_id: int, api_id: int) -> int:
+    """Rows of earlier runs on this batch and target still marked running: called once a new run holds
+    the (batch, target) lease, which proves they hold nothing any more (a process killed with -9 never
+    wrote its end). They are closed as failed, with when this was noticed."""
+    stale = session.exec(select(Run).where(Run.kind == kind, Run.batch_id == batch_id,
+                                           Run.cloud_api_id == api_id, Run.status == RUNNING)).all()
+    for row in stale:
+        row.status, row.finished_at, row.message = FAILED, utcnow(), ABANDONED
+        session.add(row)
+    return len(stale)
+
+
 def finish(*, session: Session, run_id: int | None, ok: bool, counts: dict[str, int], message: str,
            findings: dict[str, list[str]] | None = None) -> None:
     if run_id is None:

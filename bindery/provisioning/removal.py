@@ -75,6 +75,7 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
     done = False
     try:
         with session_scope(settings) as session:
+            runs.close_abandoned(session=session, kind=runs.DEPROVISION, batch_id=batch_id, api_id=api_id)
             run_id = runs.begin(session=session, kind=runs.DEPROVISION, batch_id=batch_id, bid=bid, api_id=api_id,
                                 api_name=cloud_api, started_by=email, origin=origin)
         with Session(get_engine(settings)) as session:

@@ -174,6 +174,7 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
             plan.to_do = sum(n for status, n in counts.items() if status != records.PROVISIONED)
             audit.record(session=session, actor=plan.user, action="provision.start", subject=plan.bid,
                          cloud_api=plan.api_name, devices=plan.to_do)
+            runs.close_abandoned(session=session, kind=runs.PROVISION, batch_id=plan.batch_id, api_id=plan.api_id)
             plan.run_id = runs.begin(session=session, kind=runs.PROVISION, batch_id=plan.batch_id, bid=plan.bid,
                                      api_id=plan.api_id, api_name=plan.api_name, started_by=plan.user,
                                      origin=origin)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from bindery.settings import get_settings
 from bindery.web.app import create_app as create_web
@@ -41,6 +42,35 @@ def test_both_runs_with_their_starters_and_outcomes(one_failed: Cli, tmp_path: P
     foreign = one_failed("runs", "D001", "--user", OTHER)
     assert foreign.code == 2 and "unknown BID D001" in foreign.err
     assert one_failed.ok("runs", "--user", OTHER, "--json").json == []
+
+
+def test_a_killed_runs_record_is_closed_by_the_next_run(one_failed: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """A process killed with -9 leaves its run `running`; the next run on the batch and target, holding
+    the lease, closes it as failed, and only it."""
+    from bindery import runs as history
+    from bindery.db import session_scope
+    from bindery.models.catalog import Batch
+    from bindery.models.clouds import CloudApi
+
+    settings = get_settings()
+    with session_scope(settings) as session:  # what the killed process had written when it started
+        batch = session.exec(select(Batch).where(Batch.bid == "D001")).one()
+        api = session.exec(select(CloudApi).where(CloudApi.name == "lab")).one()
+        assert batch.id is not None and api.id is not None
+        killed = history.begin(session=session, kind=history.PROVISION, batch_id=batch.id, bid="D001",
+                               api_id=api.id, api_name="lab", started_by=ADMIN, origin=history.CLI)
+    before = {r["id"]: r["status"] for r in one_failed.ok("runs", "D001", "--user", ADMIN, "--json").json}  # type: ignore[index, union-attr]
+    assert before[killed] == "running" and list(before.values()).count("failed") == 1
+    clear_squatter(tmp_path)
+    one_failed.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
+    after = {r["id"]: r for r in one_failed.ok("runs", "D001", "--user", ADMIN, "--json").json}  # type: ignore[index, union-attr]
+    assert after[killed]["status"] == "failed" and after[killed]["message"] == history.ABANDONED
+    assert after[killed]["finished_at"] is not None
+    newest = max(after)
+    assert after[newest]["status"] == "completed", "the new run is not touched"
+    assert [r["status"] for i, r in sorted(after.items()) if i not in (killed, newest)] == ["failed"], \
+        "the earlier failed run keeps its own message"
+    assert "not provisioned" in next(r["message"] for i, r in after.items() if i not in (killed, newest))
 
 
 def test_audit_log_for_the_operator_filtered(one_failed: Cli) -> None:  # noqa: F811
