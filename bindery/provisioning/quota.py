@@ -88,6 +88,7 @@ class DatabasePace:
         self.reserved_until = 0.0  # the end of this process's last block, in the database's time
         self.others_seen = float("-inf")  # when a block last started after another process's slots
         self.followers: dict[str, DatabasePace] = {}
+        self.followers_lock = threading.Lock()
 
     def _update(self, assignment: str, returning: str, values: dict[str, float]) -> tuple[float, float]:
         """``UPDATE quota_pace SET <assignment> … RETURNING <returning>, {now}`` on the target's row (made on
@@ -178,11 +179,12 @@ class DatabasePace:
         host) would send its late follow-ups together with the others' on-time ones, above the quota."""
         if time.monotonic() - self.others_seen > SHARED_SECONDS:
             return None
-        with self.lock:
-            if call not in self.followers:
-                self.followers[call] = DatabasePace(self.engine, self.api_id, self.aimd.target, block_seconds=0.0,
-                                                    call=call)
-            return self.followers[call]
+        found = self.followers.get(call)
+        if found is None:  # not under self.lock: that one is held across this schedule's database round trips
+            with self.followers_lock:
+                found = self.followers.setdefault(call, DatabasePace(self.engine, self.api_id, self.aimd.target,
+                                                                     block_seconds=0.0, call=call))
+        return found
 
     def throttled(self) -> None:
         """This process slows down: the slots it reserves next are wider apart (those it holds are used:
