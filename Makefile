@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test chromium lint typecheck unit bench clean server worker deploy serve web
+.PHONY: setup demo test chromium lint typecheck docs unit bench clean server worker deploy serve web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,9 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/bindery demo
 
-## Everything CI checks: lint, types, the whole test suite (SQLite and PostgreSQL, browser tests in Chromium).
-test: $(STAMP) chromium lint typecheck unit
+## Everything CI checks: lint, types, the docs site (strict), the whole test suite (SQLite and PostgreSQL,
+## browser tests in Chromium).
+test: $(STAMP) chromium lint typecheck docs unit
 
 ## Debian's Chromium for the console's browser tests (Playwright drives it; no browser download).
 chromium:
@@ -32,6 +33,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## The documentation site into ./site; --strict: a broken link, a missing page or one left out of the nav fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadgroup --durations=25
@@ -63,9 +68,9 @@ deploy: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/python -m bindery.deployments.serve
 
-## The console and HTTP API on http://127.0.0.1:8000 (see README, "Console and HTTP API").
+## The console and HTTP API on http://127.0.0.1:8000 (docs/console.md).
 web: $(STAMP)
 	$(BIN)/bindery web
 
 clean:
-	rm -rf .bindery .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .bindery .pytest_cache .mypy_cache .ruff_cache site

@@ -1,6 +1,6 @@
 """A Prefect server and process workers on this host, as subprocesses: for trying the scale-out setup
 on one machine, for `bench/provision --workers N` and for the end-to-end tests. Production runs the same
-commands on several hosts (README, "Scaling")."""
+commands on several hosts (docs/operations/scaling.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`bindery demo`: the README's main job on the embedded default (safe to run again)."""
+"""`bindery demo`: the main job of docs/getting-started.md on the embedded default (safe to run again)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ def _prefect_server() -> str:
     url = os.environ.get("PREFECT_API_URL")
     if not url:
         raise BadInput("set PREFECT_API_URL to your Prefect server's API (and PREFECT_API_AUTH_STRING if it has "
-                       "auth); see README, Operations")
+                       "auth); see docs/operations/deployments.md")
     return url
 
 

@@ -1,24 +1,7 @@
-"""Chain verification for device identities.
-
-Device certificates from secure-element factories lack extensions that web-PKI validators insist on
-(no SAN, no EKU, sometimes no AKI), so Bindery checks what matters for a device identity, exactly:
-
-Device certificate
-  1. parses as X.509 (PEM or DER);
-  2. key is EC P-256/P-384/P-521 or RSA >= 2048; signature hash is SHA-256/384/512;
-  3. is not a CA (basicConstraints CA=false or absent);
-  4. the clock (``at``) lies inside notBefore..notAfter.
-Each issuer, up to a stored root (at most 4 intermediates)
-  5. is found by subject name == child's issuer name, among intermediates carried in the reel,
-     stored intermediates and stored roots (several candidates with one name are all tried);
-  6. has basicConstraints CA=true, keyUsage keyCertSign when keyUsage is present, and a pathLen that
-     admits the intermediates below it;
-  7. key and signature hash within the policy of (2); inside its validity window at the clock;
-  8. its signature over the child verifies (cryptography's ``verify_directly_issued_by``).
-The chain must end at a stored root. Carried intermediates are never trusted on their own.
-Not checked: revocation (vendors publish no CRL/OCSP for these chains), name constraints, policies,
-key usage of the device certificate, unknown critical extensions.
-"""
+"""Chain verification for device identities: exactly the checks of docs/reels.md, "What verification
+checks" (written there once). Device certificates from secure-element factories lack extensions web-PKI
+validators insist on, so Bindery walks the chain itself, up to a stored root, with at most
+``MAX_INTERMEDIATES`` intermediates."""
 
 from __future__ import annotations
 

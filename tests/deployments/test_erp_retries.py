@@ -1,4 +1,4 @@
-"""The ERP client and the README's shell recipe against a real Prefect server behind a proxy that answers
+"""The ERP client and the docs' shell recipe (docs/api/erp.md) against a real Prefect server behind a proxy that answers
 like a busy one (503 before and after doing the work, 429 with Retry-After): one run per message."""
 
 from __future__ import annotations
@@ -99,10 +99,10 @@ def test_client_gives_up_after_its_attempts(prefect_server: dict[str, str]) -> N
 
 
 def readme_recipe() -> str:
-    """The README's ERP recipe block (it must be the script, word for word)."""
-    readme = (ROOT / "README.md").read_text()
-    found = re.search(r"<!-- erp_recipe\.sh -->\n```sh\n(.*?)```", readme, re.DOTALL)
-    assert found, "the README lost its ERP recipe block"
+    """The ERP recipe block of docs/api/erp.md (it must be the script, word for word)."""
+    page = (ROOT / "docs" / "api" / "erp.md").read_text()
+    found = re.search(r"<!-- erp_recipe\.sh -->\n```sh\n(.*?)```", page, re.DOTALL)
+    assert found, "docs/api/erp.md lost its ERP recipe block"
     return found.group(1)
 
 

@@ -1,4 +1,4 @@
-"""`bindery demo`, the README's main job, run as a user would (its own process, its own Prefect home),
+"""`bindery demo`, the main job of docs/getting-started.md, run as a user would (its own process, its own Prefect home),
 twice in a row."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The console attacked as a hostile tenant or stranger would: real uvicorn, real requests, both databases.
 
-Threat model (README, "Security"): the server operator is trusted; tenant admins, members and anonymous
+Threat model (docs/security.md): the server operator is trusted; tenant admins, members and anonymous
 callers are not. Nothing they send may reach the server's files, environment or another tenant.
 """
 

@@ -1,6 +1,6 @@
 """The console in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): an admin on a
 desktop, a member on a phone through the reel's QR link. Screenshots land in the test's folder and, when
-BINDERY_SCREENSHOT_DIR is set, there too (the README's come from that)."""
+BINDERY_SCREENSHOT_DIR is set, there too (docs/screenshots/ come from that)."""
 
 from __future__ import annotations
 
