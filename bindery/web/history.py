@@ -4,40 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from bindery import audit, runs
-from bindery.db import session_scope
-from bindery.web.api import ActorDep, settings_of
+from bindery.web.deps import ActorDep, SessionDep
 
 router = APIRouter(prefix="/api", tags=["history"])
 
 
 @router.get("/runs", summary="Your account's provisioning, deprovisioning and reconcile runs, newest first")
-def list_runs(request: Request, actor: ActorDep, bid: Annotated[str | None, Query(max_length=200)] = None,
+def list_runs(session: SessionDep, actor: ActorDep, bid: Annotated[str | None, Query(max_length=200)] = None,
               kind: Annotated[str | None, Query(max_length=16)] = None,
               limit: Annotated[int, Query(ge=1, le=runs.MAX_RUNS)] = 50,
               before: Annotated[int | None, Query(ge=1, description="a run id: the page before it")] = None,
               ) -> list[dict[str, Any]]:
-    with session_scope(settings_of(request)) as session:
-        found = runs.list_runs(session=session, actor=actor, bid=bid, kind=kind, limit=limit, before=before)
+    found = runs.list_runs(session=session, actor=actor, bid=bid, kind=kind, limit=limit, before=before)
     return [run.model_dump(mode="json") for run in found]
 
 
 @router.get("/reconcile/latest", summary="The last reconcile report of every batch and target, with its trend")
-def latest_reconcile(request: Request, actor: ActorDep) -> list[dict[str, Any]]:
-    with session_scope(settings_of(request)) as session:
-        return runs.latest_reports(session=session, actor=actor)
+def latest_reconcile(session: SessionDep, actor: ActorDep) -> list[dict[str, Any]]:
+    return runs.latest_reports(session=session, actor=actor)
 
 
 @router.get("/audit", summary="Your account's audit log, newest first (admins)")
-def read_audit(request: Request, actor: ActorDep, since: Annotated[str | None, Query(max_length=40)] = None,
+def read_audit(session: SessionDep, actor: ActorDep, since: Annotated[str | None, Query(max_length=40)] = None,
                user: Annotated[str | None, Query(max_length=320)] = None,
                bid: Annotated[str | None, Query(max_length=200)] = None,
                limit: Annotated[int, Query(ge=1, le=audit.MAX_EVENTS)] = 100,
                before: Annotated[int | None, Query(ge=1, description="an event id: the page before it")] = None,
                ) -> list[dict[str, Any]]:
-    with session_scope(settings_of(request)) as session:
-        events = audit.read(session=session, actor=actor, since=audit.parse_since(since), user=user, bid=bid,
-                            limit=limit, before=before)
+    events = audit.read(session=session, actor=actor, since=audit.parse_since(since), user=user, bid=bid,
+                        limit=limit, before=before)
     return [event.model_dump(mode="json") for event in events]

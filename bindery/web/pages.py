@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from bindery import binding
@@ -19,7 +19,7 @@ from bindery.clouds import config
 from bindery.db import session_scope
 from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, PermissionDenied
 from bindery.provisioning import service
-from bindery.web import api
+from bindery.web import api, deps, services
 from bindery.web.credentials import (
     LoginLimits,
     NotAuthenticated,
@@ -59,7 +59,7 @@ def current(request: Request) -> tuple[Actor, str] | None:
     if not cookie:
         return None
     try:
-        with session_scope(api.settings_of(request)) as session:
+        with session_scope(deps.settings_of(request)) as session:
             return session_actor(session=session, cookie=cookie)
     except NotAuthenticated:
         return None
@@ -143,7 +143,7 @@ def login(request: Request, email: Annotated[str, Form(max_length=320)],
           password: Annotated[str, Form(max_length=1000)], csrf_token: Annotated[str, Form()] = "",
           next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
     check_csrf(request.cookies.get(LOGIN_COOKIE, ""), csrf_token)
-    settings = api.settings_of(request)
+    settings = deps.settings_of(request)
     limits, client = LoginLimits.of(settings), request.client.host if request.client else None
     try:
         with session_scope(settings) as session:  # committed before the password is checked
@@ -176,7 +176,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
     who = current(request)
     if who is not None:
         check_csrf(who[1], csrf_token)
-        with session_scope(api.settings_of(request)) as session:
+        with session_scope(deps.settings_of(request)) as session:
             end_session(session=session, cookie=request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
@@ -187,12 +187,12 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 def batches_page(request: Request) -> Response:
     who = signed_in(request)
     actor = who[0]
-    with session_scope(api.settings_of(request)) as session:
+    with session_scope(deps.settings_of(request)) as session:
         rows = binding.account_batches(session=session, actor=actor)
         apis = [a.name for a in config.list_cloud_apis(session=session, actor=actor)] if may(actor, Action.PROVISION) \
             else []
     running = any(job.state in ("RUNNING", "SCHEDULED", "PENDING")
-                  for job in api.jobs_of(request).jobs.values() if job.account_id == actor.account_id)
+                  for job in deps.jobs_of(request).jobs.values() if job.account_id == actor.account_id)
     return render(request, "batches.html", who, batches=rows, apis=apis, refresh=running)
 
 
@@ -211,7 +211,7 @@ def cloud_id_page(request: Request, groupId: str = "") -> Response:
 def _apis(request: Request, actor: Actor) -> list[str]:
     if not may(actor, Action.PICK_CLOUD_API):
         return []
-    with session_scope(api.settings_of(request)) as session:
+    with session_scope(deps.settings_of(request)) as session:
         return [a.name for a in config.list_cloud_apis(session=session, actor=actor)]
 
 
@@ -227,8 +227,8 @@ def bind(request: Request, bid: Annotated[str, Form(max_length=200)] = "",
          cloud_api: Annotated[str, Form(max_length=200)] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
     actor = logged_in(request, csrf_token)
     try:
-        done = api.bind_batch(api.settings_of(request), api.jobs_of(request), actor, bid.strip(), None,
-                              cloud_api or None)
+        done = services.bind_batch(deps.settings_of(request), deps.jobs_of(request), actor, bid.strip(), None,
+                                   cloud_api or None)
     except BinderyError as exc:
         return back("/bind", error=str(exc))
     message = (f"batch {done['bid']} was already bound to your account" if done["already_bound"]
@@ -243,10 +243,11 @@ def provision(request: Request, bid: str, cloud_api: Annotated[str, Form(max_len
               csrf_token: Annotated[str, Form()] = "") -> Response:
     actor = logged_in(request, csrf_token)
     try:
-        job = api.provision(request, actor, bid, api.ProvisionRequest(cloud_api=cloud_api or None))
+        with session_scope(deps.settings_of(request)) as session:
+            job = services.start_provision(session, deps.jobs_of(request), actor, bid, cloud_api or None)
     except BinderyError as exc:
         return back("/", error=str(exc))
-    return back("/", ok=f"provisioning {bid} into {job['cloud_api'] or 'its target'} started")
+    return back("/", ok=f"provisioning {bid} into {job.cloud_api or 'its target'} started")
 
 
 @router.post("/batches/{bid}/target")
@@ -254,7 +255,7 @@ def set_target(request: Request, bid: str, cloud_api: Annotated[str, Form(max_le
                csrf_token: Annotated[str, Form()] = "") -> Response:
     actor = logged_in(request, csrf_token)
     try:
-        with session_scope(api.settings_of(request)) as session:
+        with session_scope(deps.settings_of(request)) as session:
             service.set_target(session=session, actor=actor, bid=bid, cloud_api=cloud_api)
     except BinderyError as exc:
         return back("/", error=str(exc))
@@ -264,15 +265,16 @@ def set_target(request: Request, bid: str, cloud_api: Annotated[str, Form(max_le
 @router.get("/batches/{bid}/manifest.csv")
 def manifest(request: Request, bid: str) -> Response:
     who = signed_in(request)
-    response: FileResponse = api.manifest_response(api.settings_of(request), who[0], bid)
-    return response
+    settings = deps.settings_of(request)
+    with session_scope(settings) as session:
+        return services.manifest_file(session, settings, who[0], bid)
 
 
 @router.get("/provisioning", response_class=HTMLResponse)
 def provisioning_page(request: Request) -> Response:
     who = signed_in(request)
     require(who[0], Action.CONFIGURE_CLOUD_API)
-    with session_scope(api.settings_of(request)) as session:
+    with session_scope(deps.settings_of(request)) as session:
         apis = [config.public_view(a) for a in config.list_cloud_apis(session=session, actor=who[0])]
         auto = service.account_settings(session=session, actor=who[0])
     return render(request, "provisioning.html", who, apis=apis, auto=auto, kinds=KIND_FIELDS)
@@ -292,7 +294,9 @@ async def add_cloud_api(request: Request) -> Response:
         body = api.cloud_api_request({**{k: v for k, v in fields.items() if k in allowed},
                                       "check": fields.get("check", "") == "on"})
         options, secret = api.cloud_api_options(kind, body.model_dump())
-        api.add_cloud_api(api.settings_of(request), actor, body.name, kind, options, secret, body.check)
+        settings = deps.settings_of(request)
+        with session_scope(settings) as session:
+            services.add_cloud_api(session, settings, actor, body.name, kind, options, secret, body.check)
     except BinderyError as exc:
         return back("/provisioning", error=str(exc))
     return back("/provisioning", ok=f"added Product Cloud API {body.name} ({kind})")
@@ -302,7 +306,7 @@ async def add_cloud_api(request: Request) -> Response:
 def remove_cloud_api(request: Request, name: str, csrf_token: Annotated[str, Form()] = "") -> Response:
     actor = logged_in(request, csrf_token)
     try:
-        with session_scope(api.settings_of(request)) as session:
+        with session_scope(deps.settings_of(request)) as session:
             config.remove_cloud_api(session=session, actor=actor, name=name)
     except BinderyError as exc:
         return back("/provisioning", error=str(exc))
@@ -314,7 +318,7 @@ def auto_provision(request: Request, enabled: Annotated[str, Form()] = "", cloud
                    csrf_token: Annotated[str, Form()] = "") -> Response:
     actor = logged_in(request, csrf_token)
     try:
-        with session_scope(api.settings_of(request)) as session:
+        with session_scope(deps.settings_of(request)) as session:
             now = service.set_auto_provision(session=session, actor=actor, enabled=enabled == "on",
                                              cloud_api=cloud_api or None)
     except BinderyError as exc:

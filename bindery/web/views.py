@@ -13,7 +13,7 @@ from bindery.access import Action, require
 from bindery.db import session_scope
 from bindery.errors import BinderyError
 from bindery.provisioning import devices
-from bindery.web import api
+from bindery.web import deps, services
 from bindery.web.pages import back, logged_in, render, signed_in
 
 router = APIRouter(include_in_schema=False)
@@ -30,7 +30,7 @@ def batch_page(request: Request, bid: str, cloud_api: Annotated[str, Query(max_l
                after: Annotated[str, Query(max_length=64)] = "") -> Response:
     """Counters per target, the devices (failed first unless filtered) a page at a time, and the runs."""
     who = signed_in(request)
-    with session_scope(api.settings_of(request)) as session:
+    with session_scope(deps.settings_of(request)) as session:
         counts = devices.target_counts(session=session, actor=who[0], bid=bid)
         page = devices.device_page(session=session, actor=who[0], bid=bid, cloud_api=cloud_api or None,
                                    status=status or None, after=after or None, limit=PAGE, failed_first=True)
@@ -46,16 +46,17 @@ def retry_failed(request: Request, bid: str, cloud_api: Annotated[str, Form(max_
     """A Provision Now into one target: a rerun tries exactly the devices not yet provisioned there."""
     actor = logged_in(request, csrf_token)
     try:
-        job = api.provision(request, actor, bid, api.ProvisionRequest(cloud_api=cloud_api or None))
+        with session_scope(deps.settings_of(request)) as session:
+            job = services.start_provision(session, deps.jobs_of(request), actor, bid, cloud_api or None)
     except BinderyError as exc:
         return back("/", error=str(exc))
-    return back(batch_path(bid), ok=f"retrying the devices of {bid} not yet in {job['cloud_api']}")
+    return back(batch_path(bid), ok=f"retrying the devices of {bid} not yet in {job.cloud_api}")
 
 
 @router.get("/reconcile", response_class=HTMLResponse)
 def reconcile_page(request: Request) -> Response:
     who = signed_in(request)
-    with session_scope(api.settings_of(request)) as session:
+    with session_scope(deps.settings_of(request)) as session:
         reports = runs.latest_reports(session=session, actor=who[0])
     return render(request, "reconcile.html", who, reports=reports, level=trend_level)
 
@@ -71,7 +72,7 @@ def audit_page(request: Request, since: Annotated[str, Query(max_length=40)] = "
                before: Annotated[int | None, Query(ge=1)] = None) -> Response:
     who = signed_in(request)
     require(who[0], Action.READ_AUDIT)
-    with session_scope(api.settings_of(request)) as session:
+    with session_scope(deps.settings_of(request)) as session:
         events = audit.read(session=session, actor=who[0], since=audit.parse_since(since), user=user or None,
                             bid=bid or None, limit=PAGE + 1, before=before)
     older = events[PAGE - 1].id if len(events) > PAGE else None
