@@ -96,6 +96,64 @@ def device_page(*, session: Session, actor: Actor, bid: str, cloud_api: str | No
     return DevicePage(rows, str(Cursor(part, last[0], last[1])))
 
 
+@dataclass(frozen=True)
+class DeviceWindow:
+    """A page of the console's device list and where it sits: rows ``start + 1`` to ``start + len(rows)``
+    of ``total``. ``recorded`` False: the batch has no provisioning record anywhere yet, so the rows are
+    its devices themselves, none provisioned yet."""
+
+    rows: list[dict[str, Any]]
+    start: int
+    total: int
+    recorded: bool
+
+
+def device_window(*, session: Session, actor: Actor, bid: str, cloud_api: str | None = None,
+                  status: str | None = None, search: str | None = None, start: int = 0,
+                  limit: int = 50) -> DeviceWindow:
+    """One page in device id order (then target name), ``start`` rows in, with the count of all that
+    match; ``search`` keeps the device ids containing it (any case). Offset paging, so a page knows its
+    position and its previous page; each page is one index-ordered range of the batch."""
+    batch, _binding = owned_batch(session=session, actor=actor, bid=bid)
+    if status is not None and status not in STATUSES:
+        raise BadInput(f"status: {status[:40]!r} is not one of {', '.join(STATUSES)}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadInput(f"limit: {limit} is not from 1 to {MAX_PAGE}")
+    if start < 0:
+        raise BadInput(f"start: {start} is below 0")
+    recorded = session.execute(select(col(ProvisioningRecord.id)).where(
+        col(ProvisioningRecord.batch_id) == batch.id).limit(1)).first() is not None
+    matching = func.lower(col(Device.device_id)).contains((search or "").lower(), autoescape=True)
+    if not recorded:
+        if status or cloud_api:
+            return DeviceWindow([], start, 0, recorded=False)
+        plain = select(col(Device.device_id)).where(col(Device.batch_id) == batch.id)
+        if search:
+            plain = plain.where(matching)
+        total = session.execute(select(func.count()).select_from(plain.subquery())).scalar_one()
+        ids = session.execute(plain.order_by(col(Device.device_id)).offset(start).limit(limit)).scalars().all()
+        return DeviceWindow([{**dict.fromkeys(COLUMNS), "device_id": device_id, "status": None, "attempts": 0}
+                             for device_id in ids], start, int(total), recorded=False)
+    query = (select(col(Device.device_id), col(CloudApi.name), ProvisioningRecord)
+             .join(Device, col(Device.id) == col(ProvisioningRecord.device_id))
+             .join(CloudApi, col(CloudApi.id) == col(ProvisioningRecord.cloud_api_id))
+             .where(col(ProvisioningRecord.batch_id) == batch.id, col(CloudApi.account_id) == actor.account_id))
+    if cloud_api:
+        query = query.where(col(CloudApi.name) == cloud_api)
+    if status:
+        query = query.where(col(ProvisioningRecord.status) == status)
+    if search:
+        query = query.where(matching)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = []
+    for device_id, api_name, record in session.execute(
+            query.order_by(col(Device.device_id), col(CloudApi.name)).offset(start).limit(limit)).all():
+        row = record.model_dump(include=set(COLUMNS))
+        row.update(device_id=device_id, cloud_api=api_name)
+        rows.append({name: _plain(row.get(name)) for name in COLUMNS})
+    return DeviceWindow(rows, start, int(total), recorded=True)
+
+
 def target_counts(*, session: Session, actor: Actor, bid: str) -> list[dict[str, Any]]:
     """Per Product Cloud API of the account: how many of the batch's devices are in each status."""
     batch, _binding = owned_batch(session=session, actor=actor, bid=bid)

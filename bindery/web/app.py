@@ -23,7 +23,7 @@ from bindery.web.credentials import NotAuthenticated, TooManyAttempts
 from bindery.web.jobs import Jobs
 
 HERE = Path(__file__).parent
-CSP = ("default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 STATUS: list[tuple[type[BinderyError], int]] = [
     (NotAuthenticated, 401), (TooManyAttempts, 429), (PermissionDenied, 403), (NotFound, 404),
@@ -96,7 +96,7 @@ def status_of(error: BinderyError) -> int:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from bindery.web import api, history, pages, views
+    from bindery.web import api, batches, history, pages, views
 
     settings = settings or get_settings()
     app = FastAPI(title="Bindery", version="1",
@@ -160,5 +160,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(history.router)
     app.include_router(pages.router)
+    app.include_router(batches.router)
     app.include_router(views.router)
     return app

@@ -13,13 +13,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from bindery import binding
 from bindery.access import Action, Actor, may, require
 from bindery.clouds import config
 from bindery.db import session_scope
 from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, PermissionDenied
 from bindery.provisioning import service
-from bindery.web import api, deps, services
+from bindery.web import api, deps, display, services
 from bindery.web.credentials import (
     LoginLimits,
     NotAuthenticated,
@@ -51,7 +50,10 @@ KIND_FIELDS = {
 
 
 def templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=Path(__file__).parent / "templates")
+    found = Jinja2Templates(directory=Path(__file__).parent / "templates")
+    found.env.filters.update(display.FILTERS)
+    found.env.globals.update(display.GLOBALS)
+    return found
 
 
 def current(request: Request) -> tuple[Actor, str] | None:
@@ -183,19 +185,6 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
-def batches_page(request: Request) -> Response:
-    who = signed_in(request)
-    actor = who[0]
-    with session_scope(deps.settings_of(request)) as session:
-        rows = binding.account_batches(session=session, actor=actor)
-        apis = [a.name for a in config.list_cloud_apis(session=session, actor=actor)] if may(actor, Action.PROVISION) \
-            else []
-    running = any(job.state in ("RUNNING", "SCHEDULED", "PENDING")
-                  for job in deps.jobs_of(request).jobs.values() if job.account_id == actor.account_id)
-    return render(request, "batches.html", who, batches=rows, apis=apis, refresh=running)
-
-
 @router.get("/bind", response_class=HTMLResponse)
 def bind_page(request: Request, bid: str = "") -> Response:
     who = signed_in(request)
@@ -236,38 +225,6 @@ def bind(request: Request, bid: Annotated[str, Form(max_length=200)] = "",
     if done["job"]:
         message += f"; provisioning into {done['job']['cloud_api']} started"
     return back("/bind", ok=message)
-
-
-@router.post("/batches/{bid}/provision")
-def provision(request: Request, bid: str, cloud_api: Annotated[str, Form(max_length=200)] = "",
-              csrf_token: Annotated[str, Form()] = "") -> Response:
-    actor = logged_in(request, csrf_token)
-    try:
-        with session_scope(deps.settings_of(request)) as session:
-            job = services.start_provision(session, deps.jobs_of(request), actor, bid, cloud_api or None)
-    except BinderyError as exc:
-        return back("/", error=str(exc))
-    return back("/", ok=f"provisioning {bid} into {job.cloud_api or 'its target'} started")
-
-
-@router.post("/batches/{bid}/target")
-def set_target(request: Request, bid: str, cloud_api: Annotated[str, Form(max_length=200)] = "",
-               csrf_token: Annotated[str, Form()] = "") -> Response:
-    actor = logged_in(request, csrf_token)
-    try:
-        with session_scope(deps.settings_of(request)) as session:
-            service.set_target(session=session, actor=actor, bid=bid, cloud_api=cloud_api)
-    except BinderyError as exc:
-        return back("/", error=str(exc))
-    return back("/", ok=f"target of {bid} is now {cloud_api} (nothing provisioned)")
-
-
-@router.get("/batches/{bid}/manifest.csv")
-def manifest(request: Request, bid: str) -> Response:
-    who = signed_in(request)
-    settings = deps.settings_of(request)
-    with session_scope(settings) as session:
-        return services.manifest_file(session, settings, who[0], bid)
 
 
 @router.get("/provisioning", response_class=HTMLResponse)

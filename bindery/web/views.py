@@ -3,54 +3,18 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from bindery import audit, runs
 from bindery.access import Action, require
 from bindery.db import session_scope
-from bindery.errors import BinderyError
-from bindery.provisioning import devices
-from bindery.web import deps, services
-from bindery.web.pages import back, logged_in, render, signed_in
+from bindery.web import deps
+from bindery.web.pages import render, signed_in
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
-
-
-def batch_path(bid: str) -> str:
-    return f"/batches/{quote(bid, safe='')}"
-
-
-@router.get("/batches/{bid}", response_class=HTMLResponse)
-def batch_page(request: Request, bid: str, cloud_api: Annotated[str, Query(max_length=200)] = "",
-               status: Annotated[str, Query(max_length=16)] = "",
-               after: Annotated[str, Query(max_length=64)] = "") -> Response:
-    """Counters per target, the devices (failed first unless filtered) a page at a time, and the runs."""
-    who = signed_in(request)
-    with session_scope(deps.settings_of(request)) as session:
-        counts = devices.target_counts(session=session, actor=who[0], bid=bid)
-        page = devices.device_page(session=session, actor=who[0], bid=bid, cloud_api=cloud_api or None,
-                                   status=status or None, after=after or None, limit=PAGE, failed_first=True)
-        history = runs.list_runs(session=session, actor=who[0], bid=bid, limit=20)
-    return render(request, "batch.html", who, bid=bid, counts=counts, devices=page.rows, next_after=page.next_after,
-                  cloud_api=cloud_api, state=status, statuses=devices.STATUSES, runs=history,
-                  path=batch_path(bid))
-
-
-@router.post("/batches/{bid}/retry-failed")
-def retry_failed(request: Request, bid: str, cloud_api: Annotated[str, Form(max_length=200)] = "",
-                 csrf_token: Annotated[str, Form()] = "") -> Response:
-    """A Provision Now into one target: a rerun tries exactly the devices not yet provisioned there."""
-    actor = logged_in(request, csrf_token)
-    try:
-        with session_scope(deps.settings_of(request)) as session:
-            job = services.start_provision(session, deps.jobs_of(request), actor, bid, cloud_api or None)
-    except BinderyError as exc:
-        return back("/", error=str(exc))
-    return back(batch_path(bid), ok=f"retrying the devices of {bid} not yet in {job.cloud_api}")
 
 
 @router.get("/reconcile", response_class=HTMLResponse)

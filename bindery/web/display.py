@@ -1,0 +1,140 @@
+"""How pages say things: one time format, counts with separators, audit events as sentences, rates and
+flow-run links. Jinja filters and globals, registered by :func:`bindery.web.pages.templates`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from bindery.models.audit import AuditEventPublic
+
+
+def moment(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def local_time(value: datetime | str | None) -> Markup:
+    """Every time on a page: the server's local time with its zone's name, the exact instant (ISO 8601,
+    UTC) in ``<time datetime>`` for tools and screen readers."""
+    at = moment(value)
+    if at is None:
+        return Markup("")
+    local = at.astimezone()
+    return Markup('<time datetime="{}">{} {}</time>').format(
+        at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        local.strftime("%Y-%m-%d %H:%M:%S"), local.tzname() or local.strftime("%z"))
+
+
+def number(value: int | float | None) -> str:
+    """1,000 — a count a person reads at a glance."""
+    return "" if value is None else f"{value:,}"
+
+
+def rate(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.1f} devices/s" if value < 100 else f"{value:,.0f} devices/s"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def flow_run_link(run: Any, prefect_ui: str | None) -> Markup:
+    """The full flow-run id, linked to its page in the Prefect UI when that is known."""
+    flow_run_id = getattr(run, "flow_run_id", None) if not isinstance(run, dict) else run.get("flow_run_id")
+    if not flow_run_id:
+        return Markup("")
+    url = getattr(run, "flow_run_url", None) if not isinstance(run, dict) else run.get("flow_run_url")
+    if not url and prefect_ui:
+        url = f"{prefect_ui.rstrip('/')}/runs/flow-run/{flow_run_id}"
+    if url and str(url).startswith(("https://", "http://")):
+        return Markup('<a class="flow-run" href="{}">{}</a>').format(url, flow_run_id)
+    return Markup('<span class="flow-run">{}</span>').format(flow_run_id)
+
+
+# What each audited action did, in words; ``{subject}`` and the event's detail fill them in.
+SENTENCES = {
+    "account.create": "created account {subject}",
+    "user.add": "added {role} {subject} to {account}",
+    "user.set_password": "set the console password of {subject}",
+    "token.create": "created API token “{name}” for {subject}",
+    "token.revoke": "revoked API token {subject}",
+    "web.login": "logged in to the console",
+    "web.login_failed": "failed to log in as {subject}",
+    "web.logout": "logged out of the console",
+    "batch.bind": "bound batch {subject} ({devices} devices) to {account}",
+    "batch.unbind": "unbound batch {subject} from {account}",
+    "batch.set_target": "set the target of {subject} to {cloud_api}",
+    "manifest.export": "exported the Manifest File of {subject} ({rows} devices)",
+    "cloud_api.add": "added Product Cloud API {subject} ({kind})",
+    "cloud_api.update": "changed Product Cloud API {subject}: {fields}",
+    "cloud_api.remove": "removed Product Cloud API {subject}",
+    "settings.auto_provision": "turned automatic provisioning on bind {enabled}",
+    "provision.start": "started provisioning {subject} into {cloud_api} ({devices} devices to do)",
+    "provision.finish": "finished provisioning {subject} into {cloud_api}: {provisioned} provisioned, "
+                        "{failed} not",
+    "deprovision": "removed {removed} devices of {subject} from {cloud_api}{forget}; {failed} failed",
+    "lease.release": "released the run lease of {subject} in {cloud_api}",
+    "reconcile.repair": "repaired {subject} in {cloud_api}: {recorded} recorded, {reprovision} to provision again",
+    "reel.import": "imported reel {subject} ({devices} devices, {skipped} skipped)",
+    "trust.add": "trusted {kind} {subject}",
+    "signing_key.create": "created token signing key {subject}",
+}
+HIDDEN = {"sha256", "out", "source", "fingerprint", "token_id", "holder"}  # ids and server paths, not for a page
+
+
+class _Detail(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _word(key: str, value: Any) -> str:
+    if key == "enabled":
+        return "on" if value else "off"
+    if key == "forget":
+        return " (records only)" if value else ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "nothing"
+    return "" if value is None else str(value)
+
+
+def describe(event: AuditEventPublic) -> str:
+    """One sentence for an audit event (detail filled in; ids, digests and server paths left out)."""
+    try:
+        detail = json.loads(event.detail or "{}")
+    except ValueError:
+        detail = {}
+    if not isinstance(detail, dict):
+        detail = {}
+    words = _Detail({key: _word(key, value) for key, value in detail.items()})
+    words["subject"] = event.subject
+    if event.action == "settings.auto_provision" and detail.get("enabled") and detail.get("cloud_api"):
+        words["enabled"] = f"on, into {detail['cloud_api']}"
+    sentence = SENTENCES.get(event.action)
+    if sentence is not None:
+        return sentence.format_map(words)
+    rest = ", ".join(f"{key.replace('_', ' ')} {words[key]}" for key in sorted(detail) if key not in HIDDEN)
+    return f"{event.action.replace('.', ' ').replace('_', ' ')} {event.subject}" + (f" ({rest})" if rest else "")
+
+
+FILTERS = {"when": local_time, "number": number, "rate": rate, "duration": duration}
+GLOBALS = {"flow_run_link": flow_run_link, "describe": describe, "escape": escape}
