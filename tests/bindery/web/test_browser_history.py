@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from bindery.crypto.certs import pem_of
 from bindery.settings import Settings
-from tests.bindery.web.conftest import Console
+from tests.bindery.web.conftest import DEVICES, Console
 from tests.bindery.web.test_browser import browser, log_in, shot  # noqa: F401  (fixture)
 from tests.support.aws import delete_behind_bindery, moto, moto_server  # noqa: F401  (fixtures)
 from tests.support.certs import Chain
@@ -67,8 +67,9 @@ def test_failed_devices_retry_runs_drift_and_audit(console: Console, browser: Br
     expect(page.locator('#targets tr[data-api="lab"] .provisioned')).to_have_text("10")
     rows = page.locator("#devices tbody tr")
     expect(rows).to_have_count(12)
-    assert [rows.nth(i).get_attribute("data-device") for i in range(3)] == [*SQUATTED, "w1-000"], "failed first"
-    expect(rows.nth(0).locator(".last-error")).to_have_text("ref or certificate already registered differently")
+    assert [rows.nth(i).get_attribute("data-device") for i in range(12)] == sorted(DEVICES["W001"]), "in id order"
+    expect(page.locator('#devices tr[data-device="w1-003"] .last-error')).to_have_text(
+        "ref or certificate already registered differently")
     page.get_by_label("Status").select_option("failed")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(2)
