@@ -101,13 +101,13 @@ def bound_targets(session: Session, account: str | None) -> list[tuple[str, Batc
 
 
 def _devices(session: Session, batch_id: int, api_id: int) -> list[tuple[int, DeviceKey, str]]:
-    rows = session.execute(sa_select(col(Device.id), col(Device.device_id),
-                                     col(Device.fingerprint_sha256), col(ProvisioningRecord.status))
+    rows = session.execute(sa_select(col(Device.id), col(Device.device_id), col(Device.fingerprint_sha256),
+                                     col(ProvisioningRecord.status), col(Device.subject_cn))
                         .join(ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id))
                         .where(col(ProvisioningRecord.batch_id) == batch_id,
                                col(ProvisioningRecord.cloud_api_id) == api_id)
                         .order_by(Device.device_id)).all()
-    return [(int(r[0] or 0), DeviceKey(r[1], r[2]), str(r[3])) for r in rows]
+    return [(int(r[0] or 0), DeviceKey(r[1], r[2], r[4]), str(r[3])) for r in rows]
 
 
 def check_target(*, settings: Settings, account: str, batch: Batch, api: CloudApi) -> tuple[Drift, dict[str, Any]]:

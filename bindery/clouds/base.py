@@ -39,11 +39,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class DeviceKey:
-    """What an inventory needs of a device: its id and the SHA-256 of its certificate's DER (no PEM,
-    so a 100,000-device reconcile does not hold every certificate)."""
+    """What an inventory needs of a device: its id, the SHA-256 of its certificate's DER and its subject CN
+    (a kind whose target keys devices by CN, as DPS's registration ids are, finds them by it); no PEM,
+    so a 100,000-device reconcile does not hold every certificate."""
 
     device_id: str
     fingerprint_sha256: str
+    subject_cn: str | None = None
 
 
 @dataclass(frozen=True)
