@@ -45,7 +45,8 @@ bench: $(STAMP)
 	bench/import
 
 ## Operations: a Prefect server (on PostgreSQL when PREFECT_API_DATABASE_CONNECTION_URL is set),
-## a process worker for the `bindery` pool, the deployments of prefect.yaml, or all of it in one process.
+## a process worker for the `bindery` pool (flow runs with heartbeats), the deployments of prefect.yaml with the
+## crash-recovery and alert automations, or all of it in one process.
 ## The server's address, and the API every client (deploy, worker, flow runs) calls: one port for all.
 SERVER_HOST = $${PREFECT_SERVER_HOST:-127.0.0.1}
 SERVER_PORT = $${PREFECT_SERVER_PORT:-4200}
@@ -58,11 +59,12 @@ server: $(STAMP)
 
 worker: $(STAMP)
 	$(CLIENT_API) $(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
-	$(CLIENT_API) $(BIN)/prefect worker start --pool bindery
+	$(CLIENT_API) $(BIN)/bindery worker --pool bindery
 
 deploy: $(STAMP)
 	$(CLIENT_API) $(BIN)/prefect work-pool create bindery --type process 2>/dev/null || true
 	$(CLIENT_API) BINDERY_PROJECT_DIR=$(CURDIR) $(BIN)/prefect --no-prompt deploy --all
+	$(CLIENT_API) $(BIN)/bindery automations
 	$(CLIENT_API) $(BIN)/bindery alerts
 
 serve: $(STAMP)

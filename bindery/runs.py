@@ -7,6 +7,7 @@ through the rules module: another account's batch is unknown, members see their 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +22,20 @@ from bindery.models.types import utcnow
 
 PROVISION, DEPROVISION, RECONCILE = "provision", "deprovision", "reconcile"
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
-VIAS = ("cli", "console", "schedule", "prefect-api", "flow", "reconcile")
+VIAS = ("cli", "console", "schedule", "prefect-api", "flow", "reconcile", "recovery")
 MAX_RUNS = 500
 TREND = 30
 
 
 @dataclass(frozen=True)
 class Origin:
-    """How a run was started: the entry point, and the Prefect flow run when it was one."""
+    """How a run was started: the entry point, the Prefect flow run when it was one, and the crashed flow
+    run it was started again for (Bindery's recovery)."""
 
     via: str = "cli"
     flow_run_id: str | None = None
     flow_run_url: str | None = None
+    replaces: str | None = None
 
 
 CLI = Origin("cli")
@@ -40,12 +43,16 @@ CONSOLE = Origin("console")
 
 
 def begin(*, session: Session, kind: str, batch_id: int, bid: str, api_id: int, api_name: str, started_by: str,
-          origin: Origin) -> int:
+          origin: Origin, replaces_run_id: int | None = None) -> int:
     """The run's row, in the caller's transaction (it commits with the run's start)."""
     account_id = session.exec(select(Binding.account_id).where(Binding.batch_id == batch_id)).one()
+    if replaces_run_id is None and origin.replaces:
+        replaces_run_id = session.exec(select(Run.id).where(Run.flow_run_id == origin.replaces, Run.kind == kind,
+                                                            Run.batch_id == batch_id, Run.cloud_api_id == api_id)
+                                       .order_by(col(Run.id).desc())).first()
     row = Run(kind=kind, bid=bid, cloud_api=api_name, started_by=started_by[:320], started_via=origin.via,
               flow_run_id=origin.flow_run_id, flow_run_url=origin.flow_run_url, account_id=account_id,
-              batch_id=batch_id, cloud_api_id=api_id)
+              batch_id=batch_id, cloud_api_id=api_id, replaces_run_id=replaces_run_id)
     session.add(row)
     session.flush()
     assert row.id is not None
@@ -53,18 +60,32 @@ def begin(*, session: Session, kind: str, batch_id: int, bid: str, api_id: int, 
 
 
 ABANDONED = "ended without closing its record (its process was killed or lost the database); a later run took over"
+CRASHED = "crashed: process lost"
 
 
-def close_abandoned(*, session: Session, kind: str, batch_id: int, api_id: int) -> int:
+def close_abandoned(*, session: Session, kind: str, batch_id: int, api_id: int,
+                    crashed: Callable[[str], bool] = lambda _flow_run_id: False) -> int | None:
     """Rows of earlier runs on this batch and target still marked running: called once a new run holds
     the (batch, target) lease, which proves they hold nothing any more (a process killed with -9 never
-    wrote its end). They are closed as failed, with when this was noticed."""
+    wrote its end). They are closed as failed, with when this was noticed; "crashed: process lost" when
+    Prefect says their flow run crashed. Returns the newest one's id (the run this one replaces)."""
     stale = session.exec(select(Run).where(Run.kind == kind, Run.batch_id == batch_id,
                                            Run.cloud_api_id == api_id, Run.status == RUNNING)).all()
     for row in stale:
-        row.status, row.finished_at, row.message = FAILED, utcnow(), ABANDONED
+        lost = row.flow_run_id is not None and crashed(row.flow_run_id)
+        row.status, row.finished_at, row.message = FAILED, utcnow(), CRASHED if lost else ABANDONED
         session.add(row)
-    return len(stale)
+    return max((row.id for row in stale if row.id is not None), default=None)
+
+
+def close_crashed(*, session: Session, flow_run_id: str) -> list[Run]:
+    """The rows a crashed flow run left running, closed as failed "crashed: process lost" (Bindery's
+    recovery calls this as soon as Prefect says the run crashed, before any rerun)."""
+    rows = session.exec(select(Run).where(Run.flow_run_id == flow_run_id, Run.status == RUNNING)).all()
+    for row in rows:
+        row.status, row.finished_at, row.message = FAILED, utcnow(), CRASHED
+        session.add(row)
+    return list(rows)
 
 
 def finish(*, session: Session, run_id: int | None, ok: bool, counts: dict[str, int], message: str,

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
                                                description="Failed logins per client address in a window")
     login_window_seconds: float = Field(default=900.0, gt=0, description="Window of the login limits")
     supervise_seconds: float = Field(default=2.0, gt=0, description="How often a sharded run checks its shards")
+    heartbeat_seconds: int = Field(default=30, ge=30, description="Seconds between a flow run's heartbeats to the "
+                                   "Prefect server (PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the workers and `bindery "
+                                   "serve`; Prefect's minimum is 30)")
+    zombie_seconds: int = Field(default=90, ge=30, description="A Bindery flow run that sends neither a heartbeat nor "
+                                "a final state for this long is marked Crashed (the automation `bindery deploy` makes)")
+    crash_restarts: int = Field(default=3, ge=0, description="Times a crashed provisioning run of one batch and "
+                                "target is started again before it raises bindery.provisioning.failed instead")
+    crash_backoff_seconds: float = Field(default=10.0, ge=0, description="Wait before the first restart of a "
+                                         "crashed run; doubles with every further restart")
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from bindery.alerts import AUTOMATION, BLOCK, EVENTS
+from bindery.deployments.automations import save
 from bindery.errors import BadInput
 
 SUBJECT = "Bindery: {{ event.event }} for batch {{ event.resource.name }}"
@@ -38,13 +39,4 @@ def install(webhook_url: str) -> str:
         trigger=EventTrigger(expect=set(EVENTS), match={"prefect.resource.id": "bindery.batch.*"},
                              posture=Posture.Reactive, threshold=1, within=timedelta(0)),
         actions=[SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)])
-    try:
-        existing: Automation | None = Automation.read(name=AUTOMATION)  # type: ignore[assignment]  # sync here
-    except ValueError:
-        existing = None
-    if existing is None:
-        created: Automation = automation.create()  # type: ignore[assignment]
-        return str(created.id)
-    automation.id = existing.id
-    automation.update()
-    return str(existing.id)
+    return save(automation)

@@ -70,8 +70,12 @@ def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH
 
 def start_worker(server_env: dict[str, str], log: Path, limit: int = 2) -> subprocess.Popen[bytes]:
     """A process worker of the `bindery` pool in a session of its own, with this process's BINDERY_*
-    settings. Its flow runs start in sessions of their own too (Prefect isolates them)."""
-    env = {**server_env, **{k: v for k, v in os.environ.items() if k.startswith("BINDERY_")}}
+    settings, as `bindery worker` starts it (heartbeats every BINDERY_HEARTBEAT_SECONDS). Its flow runs
+    start in sessions of their own too (Prefect isolates them)."""
+    from bindery.settings import get_settings
+
+    env = {**server_env, **{k: v for k, v in os.environ.items() if k.startswith("BINDERY_")},
+           "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(get_settings().heartbeat_seconds)}
     return subprocess.Popen([PREFECT, "worker", "start", "--pool", "bindery", "--limit", str(limit)], env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
 

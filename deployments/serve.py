@@ -23,9 +23,10 @@ def build(*, work_pool: str | None = None, work_queue: str | None = None,
     from bindery.flows.import_reel import import_reel
     from bindery.flows.provisioning import bind_and_provision, deprovision_batch, provision_batch, provision_shard
     from bindery.flows.reconcile import reconcile
+    from bindery.flows.recovery import recover_crashed_run
 
     flows: list[Any] = [import_reel, bind_and_provision, provision_batch, provision_shard, deprovision_batch,
-                        export_manifest, bind_batch, reconcile]
+                        export_manifest, bind_batch, reconcile, recover_crashed_run]
     where: dict[str, Any] = {"work_pool_name": work_pool, "work_queue_name": work_queue} if work_pool else {}
     if module_paths:
         where["entrypoint_type"] = EntrypointType.MODULE_PATH
@@ -43,9 +44,13 @@ def deploy_all(*, work_pool: str, work_queue: str | None = None) -> list[str]:
 
 
 def main() -> None:
+    """Every deployment served from this process, its flow runs sending heartbeats every
+    BINDERY_HEARTBEAT_SECONDS (so the zombie automation can tell a lost run from a slow one)."""
     from prefect import serve
 
-    serve(*build(), limit=4)
+    from bindery.settings import get_settings
+
+    serve(*build(), limit=4, heartbeat_seconds=get_settings().heartbeat_seconds)
 
 
 if __name__ == "__main__":

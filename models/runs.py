@@ -19,13 +19,16 @@ class RunBase(SQLModel):
     bid: str = Field(max_length=128, index=True)
     cloud_api: str = Field(max_length=128, description="the target's name when the run started")
     started_by: str = Field(max_length=320, description="user email, 'reconcile' or operator:NAME")
-    started_via: str = Field(max_length=16, description="cli, console, schedule, prefect-api, flow or reconcile")
+    started_via: str = Field(max_length=16, description="cli, console, schedule, prefect-api, flow, reconcile or "
+                             "recovery (a crashed run started again)")
     status: str = Field(default="running", max_length=16, description="running, completed or failed")
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     message: str | None = Field(default=None, max_length=512)
     flow_run_id: str | None = Field(default=None, max_length=64)
     flow_run_url: str | None = Field(default=None, max_length=512)
+    replaces_run_id: int | None = Field(default=None, description="the crashed run this one was started again "
+                                        "for (by Bindery's recovery, or by a person after a crash)")
 
 
 class Run(RunBase, table=True):

@@ -8,15 +8,21 @@ CONSOLE_TAG = "bindery:console"  # the console tags the flow runs it starts
 
 
 def flow_origin() -> Origin:
-    """console (tagged by the console), schedule, prefect-api (a deployment run over REST: ERP systems,
-    the Prefect UI) or flow (the flow function called directly)."""
+    """console (tagged by the console), recovery (a crashed run started again: it names the run it
+    replaces), schedule, prefect-api (a deployment run over REST: ERP systems, the Prefect UI) or flow
+    (the flow function called directly)."""
     from prefect.context import FlowRunContext
+
+    from bindery.recovery import replaced_by_tags
 
     context = FlowRunContext.get()
     run = context.flow_run if context is not None else None
     if run is None:
         return Origin("flow")
-    if CONSOLE_TAG in (run.tags or []):
+    replaces = replaced_by_tags(run.tags or [])
+    if replaces:
+        via = "recovery"
+    elif CONSOLE_TAG in (run.tags or []):
         via = "console"
     elif run.auto_scheduled:
         via = "schedule"
@@ -24,7 +30,7 @@ def flow_origin() -> Origin:
         via = "prefect-api"
     else:
         via = "flow"
-    return Origin(via, str(run.id), flow_run_link(str(run.id)))
+    return Origin(via, str(run.id), flow_run_link(str(run.id)), replaces)
 
 
 def flow_run_link(flow_run_id: str) -> str | None:

@@ -50,6 +50,7 @@ def build_app() -> typer.Typer:
     app.command("doctor")(db.doctor)
     app.command("deploy")(operations.deploy)
     app.command("alerts")(operations.alerts)
+    app.command("automations")(operations.automations)
     app.command("worker")(operations.worker)
     app.command("serve")(operations.serve)
     app.callback()(version_option)

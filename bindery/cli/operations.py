@@ -1,4 +1,5 @@
-"""`bindery deploy`, `bindery worker`, `bindery serve`: running an installed Bindery with a Prefect server."""
+"""`bindery deploy`, `bindery automations`, `bindery worker`, `bindery serve`: running an installed Bindery
+with a Prefect server."""
 
 from __future__ import annotations
 
@@ -45,7 +46,22 @@ def deploy(pool: PoolOption = "bindery",
     for deployment, deployment_id in zip(build(), ids, strict=True):
         console().print(f"deployed {deployment.flow_name}/{deployment.name} ({deployment_id}) on pool {pool}")
     console().print(f"{len(ids)} deployments on {url}; start workers with `bindery worker --pool {pool}`")
+    automations()
     alerts()
+
+
+def automations() -> None:
+    """Make (or update) the automations that mark a silent flow run Crashed and start a crashed
+    provisioning run again (`bindery deploy` does this too)."""
+    from bindery.deployments.automations import RECOVERY, ZOMBIES, install
+    from bindery.settings import get_settings
+
+    _prefect_server()
+    settings = get_settings()
+    zombies, recovery = install(settings)
+    console().print(f"automations: {ZOMBIES} ({zombies}) marks a flow run Crashed after {settings.zombie_seconds} s "
+                    f"without a heartbeat; {RECOVERY} ({recovery}) starts a crashed provisioning run again, "
+                    f"at most {settings.crash_restarts} times")
 
 
 def alerts() -> None:
@@ -64,9 +80,13 @@ def alerts() -> None:
 
 def worker(pool: PoolOption = "bindery",
            limit: Annotated[int, typer.Option(help="Flow runs at once.")] = 4) -> None:
-    """A Prefect process worker for the pool (this process becomes the worker)."""
+    """A Prefect process worker for the pool (this process becomes the worker); its flow runs send a
+    heartbeat every BINDERY_HEARTBEAT_SECONDS."""
+    from bindery.settings import get_settings
+
     _prefect_server()
     prefect = str(Path(sys.executable).parent / "prefect")
+    os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(get_settings().heartbeat_seconds)
     os.execv(prefect, [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
 
 

@@ -25,6 +25,7 @@ from botocore.parsers import ResponseParserError
 
 from bindery.clouds.aws_pipeline import Pace, Pipeline, pipeline_for, release_pipeline
 from bindery.clouds.base import (
+    Confirmed,
     ConnectorError,
     DeviceCert,
     DeviceKey,
@@ -89,6 +90,7 @@ def throttled(exc: Exception) -> bool:
 
 
 THROTTLED_ATTEMPTS = 5  # a call throttled this often fails the device (transient: the chunk retries it)
+CONFIRM_EVERY = 10  # devices recorded per transaction while a chunk is in flight
 
 
 def _seconds(value: Any) -> float | None:
@@ -162,13 +164,22 @@ class AwsIotConnector:
         self.endpoint()
         self._call("GetPolicy", policyName=self.options["policy"])
 
-    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+    def provision(self, devices: Sequence[DeviceCert], confirmed: Confirmed | None = None) -> list[DeviceResult]:
+        """Devices in the pipeline's threads; their results go to ``confirmed`` in order, every
+        CONFIRM_EVERY devices (one transaction each, not one per device)."""
         pipeline = self.pipeline
         if self.pacer is not None:
             pipeline.pacer, pipeline.rate = self.pacer, self.pacer.current_rate()
         endpoint = self.endpoint()
         jobs = [pipeline.pool.submit(self._gated, device, endpoint) for device in devices]
-        return [job.result() for job in jobs]
+        results: list[DeviceResult] = []
+        for job in jobs:
+            results.append(job.result())
+            if confirmed is not None and len(results) % CONFIRM_EVERY == 0:
+                confirmed(results[-CONFIRM_EVERY:])
+        if confirmed is not None and len(results) % CONFIRM_EVERY:
+            confirmed(results[-(len(results) % CONFIRM_EVERY):])
+        return results
 
     @property
     def calls_per_device(self) -> int:

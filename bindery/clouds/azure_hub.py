@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from msrest.exceptions import ClientRequestError, DeserializationError, HttpOperationError
 
 from bindery.clouds.base import (
+    Confirmed,
     ConnectorError,
     DeviceCert,
     DeviceKey,
@@ -90,10 +91,13 @@ class AzureHubConnector:
     def check(self) -> None:
         self._call("GetDeviceRegistryStatistics", self.registry.get_device_registry_statistics)
 
-    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+    def provision(self, devices: Sequence[DeviceCert], confirmed: Confirmed | None = None) -> list[DeviceResult]:
         results: list[DeviceResult] = []
         for start in range(0, len(devices), BULK_LIMIT):
-            results += self._bulk(devices[start:start + BULK_LIMIT])
+            answered = self._bulk(devices[start:start + BULK_LIMIT])
+            results += answered
+            if confirmed is not None:
+                confirmed(answered)
         return results
 
     def _bulk(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:

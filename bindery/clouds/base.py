@@ -7,7 +7,7 @@ errors, 429, 5xx, throttling: worth retrying, maybe after ``retry_after`` second
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -98,14 +98,20 @@ def failed(device_id: str, error: ConnectorError) -> DeviceResult:
                         error_class="transient" if error.transient else "permanent", retry_after=error.retry_after)
 
 
+Confirmed = Callable[[Sequence[DeviceResult]], None]
+"""Called by a connector with the results of each request as the target answers it, before the next
+request of the chunk goes out: the run records them, so a crash re-sends at most the requests in flight."""
+
+
 class Connector(Protocol):
     """Provisions chunks of devices into one Product Cloud API."""
 
     def check(self) -> None:
         """Raise ConnectorError when the target is unreachable or speaks another protocol."""
 
-    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
-        """One result per device, in order. Raise Transient when the whole chunk should be retried."""
+    def provision(self, devices: Sequence[DeviceCert], confirmed: Confirmed | None = None) -> list[DeviceResult]:
+        """One result per device, in order. Raise Transient when the whole chunk should be retried. The
+        results of each request answered go to ``confirmed`` first (the returned list holds them too)."""
         ...
 
     def deprovision(self, devices: Sequence[ProvisionedDevice]) -> list[DeviceResult]:

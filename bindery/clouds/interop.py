@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from bindery.clouds.base import (
+    Confirmed,
     ConnectorError,
     DeviceCert,
     DeviceKey,
@@ -169,10 +170,11 @@ class InteropConnector:
             raise Permanent(f"receiver answered compatibilityVersion {version!r}, Bindery speaks "
                             f"{COMPATIBILITY_VERSION}")
 
-    def provision(self, devices: Sequence[DeviceCert]) -> list[DeviceResult]:
+    def provision(self, devices: Sequence[DeviceCert], confirmed: Confirmed | None = None) -> list[DeviceResult]:
         """The chunk in requests of the sizer's size. A cut request's devices are probed in smaller requests.
         A transient failure before any answer raises (the run retries the chunk); after some answers, the
-        rest of the chunk is reported transient, so what was confirmed is recorded."""
+        rest of the chunk is reported transient, so what was confirmed is recorded. Each request's answers
+        go to ``confirmed`` before the next request is sent."""
         results: list[DeviceResult] = []
         pending = list(devices)
         cut_alone: RequestCut | None = None
@@ -195,6 +197,8 @@ class InteropConnector:
                 self.sizer.took(len(part), time.monotonic() - started)
                 self.request_sizes.append(len(part))
                 results += answered
+                if confirmed is not None:
+                    confirmed(answered)
             pending = pending[len(part):]
         if cut_alone is not None and all(r.outcome is Outcome.FAILED for r in results):
             raise cut_alone

@@ -1,9 +1,11 @@
 """One provisioning run per batch and target at a time: a lease row, renewed as chunks finish.
 
 A second run waits until the lease is free (or expired), then is refused clearly. A holder is a
-process *and* a run (``host:pid:run``). A lease is taken over at once when its holder process is gone
-(same host, dead pid), or when the holder is this very process but no run of it still holds the lease
-(a web job whose release failed in a database outage), so a rerun never waits for the expiry there.
+process *and* a run (``host:pid:run``, then ``:flow-run-id`` when a Prefect flow run holds it). A lease
+is taken over at once when its holder process is gone (same host, dead pid), when the holder is this
+very process but no run of it still holds the lease (a web job whose release failed in a database
+outage), or when the holder is on another host and Prefect says its flow run is over (Crashed: the
+zombie automation or the worker saw its process die), so a rerun never waits for the expiry there.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, update
@@ -29,11 +32,27 @@ class Busy(BinderyError):
 _live_holders: set[str] = set()
 
 
-def new_holder() -> str:
-    """A holder for a new run of this process, live until ``forget``."""
+FlowRunGone = Callable[[str], bool]
+
+
+def _never(_flow_run_id: str) -> bool:
+    return False
+
+
+def new_holder(flow_run_id: str | None = None) -> str:
+    """A holder for a new run of this process, live until ``forget``; it names the Prefect flow run
+    running it, if one does."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if flow_run_id:
+        holder += f":{flow_run_id}"
     _live_holders.add(holder)
     return holder
+
+
+def flow_run_of(holder: str) -> str | None:
+    """The Prefect flow run a holder names (None for the CLI and the console's own jobs)."""
+    parts = holder.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
 
 
 def forget(holder: str) -> None:
@@ -41,11 +60,13 @@ def forget(holder: str) -> None:
     _live_holders.discard(holder)
 
 
-def _holder_is_dead(holder: str) -> bool:
+def holder_is_dead(holder: str, gone: FlowRunGone = _never) -> bool:
+    """On this host the process table decides; on another, Prefect's word on the holder's flow run."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
-        return False
+        flow_run = flow_run_of(holder)
+        return flow_run is not None and gone(flow_run)
     if int(pid) == os.getpid():
         return holder not in _live_holders
     try:
@@ -57,7 +78,8 @@ def _holder_is_dead(holder: str) -> bool:
     return False
 
 
-def _try_acquire(session: Session, batch_id: int, api_id: int, holder: str, seconds: float) -> RunLease | None:
+def _try_acquire(session: Session, batch_id: int, api_id: int, holder: str, seconds: float,
+                 gone: FlowRunGone) -> RunLease | None:
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=seconds)
     current = session.exec(select(RunLease).where(RunLease.batch_id == batch_id,
@@ -72,7 +94,7 @@ def _try_acquire(session: Session, batch_id: int, api_id: int, holder: str, seco
             return None
         session.commit()
         return lease
-    if current.holder == holder or current.expires_at < now or _holder_is_dead(current.holder):
+    if current.holder == holder or current.expires_at < now or holder_is_dead(current.holder, gone):
         taken = session.execute(update(RunLease).where(col(RunLease.id) == current.id,
                                                        col(RunLease.holder) == current.holder)
                                 .values(holder=holder, expires_at=expires))
@@ -84,10 +106,12 @@ def _try_acquire(session: Session, batch_id: int, api_id: int, holder: str, seco
 
 
 def acquire(*, session: Session, batch_id: int, api_id: int, holder: str, seconds: float, wait: float,
-            what: str) -> None:
+            what: str, gone: FlowRunGone = _never) -> None:
+    """Take the lease, waiting up to ``wait`` seconds; ``gone`` says whether a flow run is over (Prefect's
+    word, asked only about a holder on another host)."""
     deadline = time.monotonic() + wait
     while True:
-        if _try_acquire(session, batch_id, api_id, holder, seconds) is not None:
+        if _try_acquire(session, batch_id, api_id, holder, seconds, gone) is not None:
             return
         if time.monotonic() >= deadline:
             current = session.exec(select(RunLease).where(RunLease.batch_id == batch_id,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from bindery import audit, runs
+from bindery import audit, recovery, runs
 from bindery.access import Action, actor_for, owned_batch
 from bindery.clouds.base import ConnectorError, Outcome, ProvisionedDevice
 from bindery.clouds.config import get_cloud_api, settings_of
@@ -66,18 +66,19 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
     if kind in INTEROP_KINDS and not forget:
         raise BadInput(f"{cloud_api} speaks the interop protocol, which has no removal: remove the devices in the "
                        "Product Cloud, then run deprovision again with --forget to mark Bindery's records removed")
-    holder = lease.new_holder()
+    holder = lease.new_holder(origin.flow_run_id)
     with Session(get_engine(settings)) as session:
         lease.acquire(session=session, batch_id=batch_id, api_id=api_id, holder=holder, seconds=settings.lease_seconds,
-                      wait=settings.lease_wait_seconds, what=f"batch {bid} in {cloud_api}")
+                      wait=settings.lease_wait_seconds, what=f"batch {bid} in {cloud_api}", gone=recovery.flow_run_over)
     report = RemovalReport(bid, cloud_api, forgotten=forget)
     run_id: int | None = None
     done = False
     try:
         with session_scope(settings) as session:
-            runs.close_abandoned(session=session, kind=runs.DEPROVISION, batch_id=batch_id, api_id=api_id)
+            replaced = runs.close_abandoned(session=session, kind=runs.DEPROVISION, batch_id=batch_id, api_id=api_id,
+                                            crashed=recovery.flow_run_crashed)
             run_id = runs.begin(session=session, kind=runs.DEPROVISION, batch_id=batch_id, bid=bid, api_id=api_id,
-                                api_name=cloud_api, started_by=email, origin=origin)
+                                api_name=cloud_api, started_by=email, origin=origin, replaces_run_id=replaced)
         with Session(get_engine(settings)) as session:
             devices = _provisioned(session, batch_id, api_id)
             if forget:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlmodel import Session
 
-from bindery import alerts, audit, runs
+from bindery import alerts, audit, recovery, runs
 from bindery.access import Action, Actor, actor_for, owned_batch
-from bindery.clouds.base import Connector, ConnectorError, DeviceCert, Outcome, Transient
+from bindery.clouds.base import Connector, ConnectorError, DeviceCert, DeviceResult, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope, through_outage
@@ -146,12 +146,13 @@ def plan_run(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
                      actor=allowed.actor, origin=origin)
 
 
-def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str) -> RunPlan:
+def new_plan(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, actor: str,
+             origin: runs.Origin = runs.CLI) -> RunPlan:
     assert api.id is not None
     options = settings_of(api)
     return RunPlan(bid=bid, batch_id=batch_id, api_name=api.name, api_id=api.id, kind=api.kind,
-                   rate=rate_for(api.kind, options.get("quota"), options.get("pace")), holder=lease.new_holder(),
-                   user=actor,
+                   rate=rate_for(api.kind, options.get("quota"), options.get("pace")),
+                   holder=lease.new_holder(origin.flow_run_id), user=actor, origin=origin,
                    chunk_limit=int(options["chunk_size"]) if options.get("chunk_size") else None)
 
 
@@ -159,12 +160,11 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
               origin: runs.Origin = runs.CLI) -> RunPlan:
     """Lease, pending records, chunks and the run history's row for a run whose permission was already
     decided (by :func:`plan_run`, or by the operator's reconcile --repair)."""
-    plan = new_plan(settings=settings, batch_id=batch_id, bid=bid, api=api, actor=actor)
-    plan.origin = origin
+    plan = new_plan(settings=settings, batch_id=batch_id, bid=bid, api=api, actor=actor, origin=origin)
     with Session(get_engine(settings)) as session:
         lease.acquire(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
                       seconds=settings.lease_seconds, wait=settings.lease_wait_seconds,
-                      what=f"batch {plan.bid} into {plan.api_name}")
+                      what=f"batch {plan.bid} into {plan.api_name}", gone=recovery.flow_run_over)
     try:
         with session_scope(settings) as session:
             records.ensure_records(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
@@ -174,10 +174,11 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
             plan.to_do = sum(n for status, n in counts.items() if status != records.PROVISIONED)
             audit.record(session=session, actor=plan.user, action="provision.start", subject=plan.bid,
                          cloud_api=plan.api_name, devices=plan.to_do)
-            runs.close_abandoned(session=session, kind=runs.PROVISION, batch_id=plan.batch_id, api_id=plan.api_id)
+            replaced = runs.close_abandoned(session=session, kind=runs.PROVISION, batch_id=plan.batch_id,
+                                            api_id=plan.api_id, crashed=recovery.flow_run_crashed)
             plan.run_id = runs.begin(session=session, kind=runs.PROVISION, batch_id=plan.batch_id, bid=plan.bid,
                                      api_id=plan.api_id, api_name=plan.api_name, started_by=plan.user,
-                                     origin=origin)
+                                     origin=origin, replaces_run_id=replaced)
     except BaseException:
         release(settings, plan)
         raise
@@ -202,7 +203,8 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
     """One chunk, once. Raises Transient when some of its devices should be tried again.
 
     Transactions stay short (SQLite locks the whole file): none is open while the chunk waits for
-    the rate limit or talks to the target. Records are written only for what the target confirmed."""
+    the rate limit or talks to the target. Records are written only for what the target confirmed,
+    request by request as the connector reports them (a crash re-sends only the requests in flight)."""
 
     def read_devices(session: Session) -> list[tuple[int, DeviceCert]]:
         if plan.shard_id is not None and not shards.holds(session=session, shard_id=plan.shard_id,
@@ -224,11 +226,29 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
         assert api is not None
         return connector_for(session=session, settings=settings, api=api)
 
+    def record(session: Session, results: Sequence[DeviceResult]) -> None:
+        records.apply_results(session=session, api_id=plan.api_id, pks=pks, results=results)
+        if plan.shard_id is None:
+            lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
+                        seconds=settings.lease_seconds)
+        else:
+            shards.count_already_present(session=session, shard_id=plan.shard_id,
+                                         count=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results))
+
+    recorded: set[str] = set()
+
+    def confirmed(answered: Sequence[DeviceResult]) -> None:
+        """What the target confirmed of one request, recorded before the next request goes out."""
+        done = [r for r in answered if r.outcome is not Outcome.FAILED and r.device_id not in recorded]
+        if done:
+            in_transaction(settings, lambda session: record(session, done))
+            recorded.update(r.device_id for r in done)
+
     connector = in_transaction(settings, prepare)
     if plan.kind in PACED_KINDS:
         connector.pacer = bucket  # type: ignore[attr-defined]
     try:
-        results = connector.provision([cert for _, cert in devices])
+        results = connector.provision([cert for _, cert in devices], confirmed=confirmed)
         sizes = list(getattr(connector, "request_sizes", []))
     except ConnectorError as exc:
         error, error_class = str(exc), "transient" if exc.transient else "permanent"
@@ -243,16 +263,8 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
     finally:
         connector.close()
 
-    def record(session: Session) -> None:
-        records.apply_results(session=session, api_id=plan.api_id, pks=pks, results=results)
-        if plan.shard_id is None:
-            lease.renew(session=session, batch_id=plan.batch_id, api_id=plan.api_id, holder=plan.holder,
-                        seconds=settings.lease_seconds)
-        else:
-            shards.count_already_present(session=session, shard_id=plan.shard_id,
-                                         count=sum(r.outcome is Outcome.ALREADY_PRESENT for r in results))
-
-    in_transaction(settings, record)
+    rest = [r for r in results if r.device_id not in recorded]
+    in_transaction(settings, lambda session: record(session, rest))
     transient = [r for r in results if r.outcome is Outcome.FAILED and r.error_class == "transient"]
     if transient:
         retry_after = max((r.retry_after or 0.0 for r in transient), default=0.0) or None

@@ -12,7 +12,7 @@ from prefect.utilities.callables import parameter_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"import-reel", "bind-and-provision", "provision-batch", "provision-shard", "deprovision-batch",
-            "export-manifest", "bind-batch", "reconcile"}
+            "export-manifest", "bind-batch", "reconcile", "recover-crashed-run"}
 
 
 def deployments() -> list[dict]:
