@@ -83,8 +83,10 @@ def check_destination(out: str) -> Path | None:
     return path
 
 
-def export_manifest(*, session: Session, actor: Actor, bid: str, out: str, chunk_size: int = 5000) -> ManifestReport:
-    """Write the batch's Manifest File; admins only, own account only."""
+def export_manifest(*, session: Session, actor: Actor, bid: str, out: str, chunk_size: int = 5000,
+                    recorded_as: str | None = None) -> ManifestReport:
+    """Write the batch's Manifest File; admins only, own account only. The audit event names ``out``, or
+    ``recorded_as`` where ``out`` is the server's own temporary file (a console or API download)."""
     batch, _binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.EXPORT_MANIFEST)
     assert batch.id is not None
     path = check_destination(out)
@@ -100,7 +102,7 @@ def export_manifest(*, session: Session, actor: Actor, bid: str, out: str, chunk
         where = "standard output" if path is None else str(path)
         raise OutputFailed(f"cannot write the Manifest File to {where}: {exc.strerror or exc}") from None
     audit.record(session=session, actor=actor.email, action="manifest.export", subject=batch.bid, rows=rows,
-                 out=out, sha256=digest)
+                 out=recorded_as or out, sha256=digest)
     return ManifestReport(batch.bid, rows, out, digest)
 
 

@@ -137,10 +137,12 @@ def latest_reports(*, session: Session, actor: Actor | None, account_id: int | N
     last_ids = session.exec(query.group_by(col(Run.batch_id), col(Run.cloud_api_id))).all()
     reports = []
     for row in session.exec(select(Run).where(col(Run.id).in_(last_ids)).order_by(col(Run.bid), col(Run.cloud_api))):
-        history = session.exec(select(Run.counts).where(
+        history = session.exec(select(Run.counts, Run.finished_at).where(
             Run.kind == RECONCILE, Run.batch_id == row.batch_id, Run.cloud_api_id == row.cloud_api_id,
             col(Run.finished_at).is_not(None)).order_by(col(Run.id).desc()).limit(TREND)).all()
         report = public(row).model_dump(mode="json")
-        report["trend"] = [json.loads(counts).get("drift", 0) for counts in reversed(history)]
+        report["trend"] = [json.loads(counts).get("drift", 0) for counts, _at in reversed(history)]
+        report["checks"] = [{"at": at.isoformat() if at else None, "drift": json.loads(counts).get("drift", 0)}
+                            for counts, at in reversed(history)]
         reports.append(report)
     return reports

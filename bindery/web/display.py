@@ -136,5 +136,30 @@ def describe(event: AuditEventPublic) -> str:
     return f"{event.action.replace('.', ' ').replace('_', ' ')} {event.subject}" + (f" ({rest})" if rest else "")
 
 
+def trend_chart(checks: list[dict[str, Any]]) -> Markup:
+    """The last checks' drift as an SVG bar chart (inline markup, no script, no style attribute): a bar a
+    check, oldest left, scaled to the largest, the largest labelled; a check without drift is a green
+    baseline tick. Each bar's title says when and how many."""
+    width, height, bar = 14, 60, 10
+    top = max((int(c.get("drift") or 0) for c in checks), default=0)
+    parts = [Markup('<svg class="trend-chart" role="img" width="{}" height="{}" viewBox="0 0 {} {}">').format(
+        len(checks) * width + 40, height + 16, len(checks) * width + 40, height + 16)]
+    parts.append(Markup('<title>Devices with drift in the last {} checks, oldest first; most {}</title>').format(
+        len(checks), f"{top:,}"))
+    for i, check in enumerate(checks):
+        drift = int(check.get("drift") or 0)
+        tall = max(2, round(height * drift / top)) if drift and top else 2
+        at = moment(check.get("at"))
+        when = at.astimezone().strftime("%Y-%m-%d %H:%M %Z") if at else ""
+        parts.append(Markup('<rect class="{}" x="{}" y="{}" width="{}" height="{}"><title>{}: {} with drift</title>'
+                            '</rect>').format("drift" if drift else "in-sync", i * width, height - tall, bar, tall,
+                                              when, f"{drift:,}"))
+    parts.append(Markup('<line x1="0" y1="{0}" x2="{1}" y2="{0}" class="axis"/>').format(height, len(checks) * width))
+    parts.append(Markup('<text x="{}" y="12" class="axis-label">{}</text>').format(len(checks) * width + 4, f"{top:,}"))
+    parts.append(Markup('<text x="{}" y="{}" class="axis-label">0</text></svg>').format(
+        len(checks) * width + 4, height + 4))
+    return Markup("").join(parts)
+
+
 FILTERS = {"when": local_time, "number": number, "rate": rate, "duration": duration}
-GLOBALS = {"flow_run_link": flow_run_link, "describe": describe, "escape": escape}
+GLOBALS = {"flow_run_link": flow_run_link, "trend_chart": trend_chart, "describe": describe, "escape": escape}

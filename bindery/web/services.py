@@ -93,7 +93,7 @@ def manifest_file(session: Session, settings: Settings, actor: Actor, bid: str) 
 
     try:
         report = manifest.export_manifest(session=session, actor=actor, bid=bid, out=str(path),
-                                          chunk_size=settings.manifest_chunk_size)
+                                          chunk_size=settings.manifest_chunk_size, recorded_as="download")
         session.commit()
     except BaseException:
         clean()

@@ -1,4 +1,4 @@
-"""The console's history pages: a batch with its devices and runs, the last drift reports, the audit log."""
+"""The console's history pages: the last drift reports and the audit log."""
 
 from __future__ import annotations
 
@@ -22,12 +22,7 @@ def reconcile_page(request: Request) -> Response:
     who = signed_in(request)
     with session_scope(deps.settings_of(request)) as session:
         reports = runs.latest_reports(session=session, actor=who[0])
-    return render(request, "reconcile.html", who, reports=reports, level=trend_level)
-
-
-def trend_level(drifted: int) -> int:
-    """A bar's height class: none, a few, tens, hundreds, more (a log scale: one bad night stays readable)."""
-    return next((i for i, limit in enumerate((1, 10, 100, 1000)) if drifted < limit), 4)
+    return render(request, "reconcile.html", who, reports=reports)
 
 
 @router.get("/audit", response_class=HTMLResponse)
