@@ -6,13 +6,13 @@ run, or PREFECT_API_URL set); an alert that cannot be sent is logged, never fail
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
 from sqlmodel import Session, select
 
 from bindery.models.accounts import Account, Binding
+from bindery.settings import get_settings
 
 PROVISIONING_FAILED = "bindery.provisioning.failed"
 DRIFT_FOUND = "bindery.reconcile.drift"
@@ -33,12 +33,13 @@ def resource(bid: str, cloud_api: str, account: str) -> dict[str, str]:
 
 def emit(event: str, *, bid: str, cloud_api: str, account: str, counts: dict[str, int], message: str) -> None:
     """Emit one event; outside a flow run, wait (10 s at most) until it was handed to the server."""
-    if "prefect" not in sys.modules and not os.environ.get("PREFECT_API_URL"):
+    server = get_settings().prefect_api_url
+    if "prefect" not in sys.modules and not server:
         return  # no flow run without Prefect loaded, and no server named: nowhere to send it
     from prefect.context import FlowRunContext
 
     in_flow_run = FlowRunContext.get() is not None
-    if not in_flow_run and not os.environ.get("PREFECT_API_URL"):
+    if not in_flow_run and not server:
         return
     payload: dict[str, Any] = {"bid": bid, "cloud_api": cloud_api, "account": account, "counts": counts,
                                "message": message}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import traceback
 import warnings
 from datetime import UTC, datetime
@@ -14,12 +13,12 @@ LOG_NAME = "errors.log"
 
 
 def log_path() -> Path:
-    from bindery.settings import get_settings
+    from bindery.settings import get_settings, home_fallback
 
     try:
         home = get_settings().home
     except Exception:  # settings themselves may be what is broken
-        home = Path(os.environ.get("BINDERY_HOME", ".bindery"))
+        home = home_fallback()
     return home / "logs" / LOG_NAME
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,12 +84,12 @@ def _signing_key(settings: Settings) -> Finding:
 
 
 def _prefect(settings: Settings) -> Finding:
-    url = os.environ.get("PREFECT_API_URL")
+    url = settings.prefect_api_url
     if not url:
         return Finding("Prefect API", True, "PREFECT_API_URL not set: flows run on a temporary local server")
     import httpx
 
-    auth = os.environ.get("PREFECT_API_AUTH_STRING")
+    auth = settings.prefect_api_auth_string
     try:
         answer = httpx.get(f"{url.rstrip('/')}/health", timeout=min(10.0, settings.http_timeout),
                            auth=tuple(auth.split(":", 1)) if auth else None)  # type: ignore[arg-type]

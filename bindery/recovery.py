@@ -14,7 +14,6 @@ starts a new count. Reconcile runs are not started again: the next night's run d
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from bindery.models.catalog import Batch
 from bindery.models.clouds import CloudApi
 from bindery.models.provisioning import RunLease
 from bindery.provisioning import lease
-from bindery.settings import Settings
+from bindery.settings import Settings, get_settings
 
 RESTARTED_FLOWS = ("provision-batch", "provision-shard", "deprovision-batch", "bind-and-provision")
 ATTEMPT_TAG = "bindery:attempt:"
@@ -97,7 +96,7 @@ def flow_run_state(flow_run_id: str) -> str | None:
     states are remembered (they do not change)."""
     if flow_run_id in _states:
         return _states[flow_run_id]
-    if "prefect" not in sys.modules and not os.environ.get("PREFECT_API_URL"):
+    if "prefect" not in sys.modules and not get_settings().prefect_api_url:
         return None
     try:
         from prefect import get_client

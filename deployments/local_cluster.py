@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from bindery.settings import bindery_variables, child_environment, get_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).parent / "prefect")
 AUTH = "erp:s3cret-erp"  # Basic auth of these local servers (PREFECT_SERVER_API_AUTH_STRING)
@@ -34,7 +36,7 @@ def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH
     `bindery` process pool and `prefect deploy --all`; yields the environment for clients and workers."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+    env = {**child_environment(get_settings()), "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
            "PREFECT_API_DATABASE_CONNECTION_URL": database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}",
            "PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_API_AUTH_STRING": auth,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -72,9 +74,7 @@ def start_worker(server_env: dict[str, str], log: Path, limit: int = 2) -> subpr
     """A process worker of the `bindery` pool in a session of its own, with this process's BINDERY_*
     settings, as `bindery worker` starts it (heartbeats every BINDERY_HEARTBEAT_SECONDS). Its flow runs
     start in sessions of their own too (Prefect isolates them)."""
-    from bindery.settings import get_settings
-
-    env = {**server_env, **{k: v for k, v in os.environ.items() if k.startswith("BINDERY_")},
+    env = {**server_env, **bindery_variables(),
            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(get_settings().heartbeat_seconds)}
     return subprocess.Popen([PREFECT, "worker", "start", "--pool", "bindery", "--limit", str(limit)], env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)

@@ -35,11 +35,13 @@ def flow_origin() -> Origin:
 
 def flow_run_link(flow_run_id: str) -> str | None:
     """The flow run's page in the Prefect UI (PREFECT_UI_URL, else the API's host); None for a temporary
-    in-process server, whose UI is gone with it."""
-    import os
-
+    in-process server, whose UI is gone with it. Prefect's own settings come first: inside a flow run or
+    a test harness they name the server the run is on."""
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-    api = PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL", "")
-    ui = PREFECT_UI_URL.value() or api.removesuffix("/api")
+    from bindery.settings import get_settings
+
+    settings = get_settings()
+    api = PREFECT_API_URL.value() or settings.prefect_api_url or ""
+    ui = settings.prefect_ui_url or PREFECT_UI_URL.value() or api.removesuffix("/api")
     return f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None

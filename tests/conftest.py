@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from bindery import db as database
 from bindery.reels.demo import DemoReel, write_demo_reel
-from bindery.settings import Settings
+from bindery.settings import Settings, get_settings, reset_settings
 
 PG_ADMIN_URL = os.environ.get("BINDERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -85,7 +85,14 @@ def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
     monkeypatch.setenv("BINDERY_HOME", str(home))
     monkeypatch.setenv("BINDERY_DATABASE_URL", db_url)
     monkeypatch.delenv("BINDERY_USER", raising=False)
-    return Settings()
+    return fresh_settings()
+
+
+def fresh_settings() -> Settings:
+    """The settings as the environment is now: the process's cached ones dropped first (get_settings also
+    notices a changed environment by itself; this makes a test's intent explicit)."""
+    reset_settings()
+    return get_settings()
 
 
 @dataclass
@@ -113,6 +120,7 @@ class Cli:
         self.capsys.readouterr()
         self.monkeypatch.setattr(sys, "argv", ["bindery", *map(str, args)])
         self.monkeypatch.setenv("COLUMNS", "200")
+        reset_settings()  # each command reads the environment as a new process would
         code = 0
         try:
             main()

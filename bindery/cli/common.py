@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from sqlmodel import Session
 from bindery.access import Actor, actor_for
 from bindery.errors import BadInput
 from bindery.secrets import Secret
+from bindery.settings import operator_variable
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 UserOption = Annotated[str | None, typer.Option("--user", help="Acting user's email (default: BINDERY_USER).")]
@@ -65,7 +65,7 @@ def secret_argument(value: str, option: str) -> Secret:
             raise BadInput(f"{option}: cannot read {path} ({exc.__class__.__name__})") from None
     elif value.startswith("env:"):
         name = value[4:]
-        text = os.environ.get(name, "").strip()
+        text = operator_variable(name).strip()
         if not text:
             raise BadInput(f"{option}: environment variable {name} is empty or not set")
     else:

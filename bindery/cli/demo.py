@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from sqlmodel import select
 
 from bindery import accounts, audit, binding
@@ -23,7 +26,7 @@ from bindery.models.accounts import Account, User
 from bindery.models.clouds import CloudApi
 from bindery.reels.demo import write_demo_reel
 from bindery.secrets import Secret
-from bindery.settings import Settings, get_settings
+from bindery.settings import Settings, child_environment, get_settings
 
 DEMO_BID = "DEMO-0001"
 DEMO_DEVICES = 1000
@@ -35,10 +38,10 @@ DEMO_CLOUD_API = "demo-receiver"
 PREFECT_STARTUP_SECONDS = 300
 
 
-def prefect_ready(say: Callable[[str], None]) -> None:
+def prefect_ready(settings: Settings, say: Callable[[str], None]) -> None:
     """The demo's own readiness wait for Prefect's temporary server (Prefect's default of 20 s is too short
     on a loaded two-core machine); the flows then reuse that server. A server the user named is used as is."""
-    if os.environ.get("PREFECT_API_URL"):
+    if settings.prefect_api_url:
         return
     from prefect.server.api.server import SubprocessASGIServer
 
@@ -52,18 +55,32 @@ def prefect_ready(say: Callable[[str], None]) -> None:
                            "PREFECT_API_URL") from None
 
 
-def demo() -> None:
+def demo(here: Annotated[bool, typer.Option("--here", hidden=True, help="Run the steps in this process, in "
+                                             "the environment as it is (what `bindery demo` starts).")] = False,
+         ) -> None:
     """Dummy reel -> trust -> import -> account and admin -> bind by QR text -> manifest -> provision into a
     reference receiver it starts -> reconcile; the steps with flows run as Prefect flow runs."""
     settings = get_settings()
-    # Prefect keeps the demo's runs beside the demo's data; set before Prefect is first imported.
-    os.environ.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ["BINDERY_ALLOW_PRIVATE_TARGETS"] = "1"  # the demo's receiver listens on loopback
+    if not here:  # the steps run in a process of their own, in the demo's environment (this one is left as is)
+        sys.exit(subprocess.run([sys.executable, "-m", "bindery.cli", "demo", "--here"],
+                                env=demo_environment(settings)).returncode)
+    run_steps(settings)
+
+
+def demo_environment(settings: Settings) -> dict[str, str]:
+    """The demo's process: Prefect keeps its runs beside the demo's data (unless PREFECT_HOME is set), logs
+    warnings only and sends no analytics (unless set otherwise), and the demo's receiver on loopback is an
+    allowed target. Prefect reads these when it is first imported, so they are set before its process starts."""
+    prefect_home = (settings.prefect_home or settings.home / "prefect").resolve()
+    prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
+    return child_environment(settings,
+                             defaults={"PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+                             overrides={"PREFECT_HOME": str(prefect_home), "BINDERY_ALLOW_PRIVATE_TARGETS": "1"})
+
+
+def run_steps(settings: Settings) -> None:
     say = console().print
-    prefect_ready(say)
+    prefect_ready(settings, say)
     from bindery.flows.bind_batch import bind_batch
     from bindery.flows.export_manifest import export_manifest
     from bindery.flows.import_reel import import_reel
@@ -118,7 +135,7 @@ def demo() -> None:
     say(f"QR code of the reel: {out / (DEMO_BID + '-qr.png')}")
     say(f"Manifest File: {manifest_path}")
     say(f"Receiver's store: {out / 'receiver.db'}")
-    say(f"Prefect UI with these flow runs: PREFECT_HOME={os.environ['PREFECT_HOME']} make server, "
+    say(f"Prefect UI with these flow runs: PREFECT_HOME={settings.prefect_home} make server, "
         "then open http://127.0.0.1:4200")
 
 

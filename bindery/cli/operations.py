@@ -13,12 +13,13 @@ import typer
 
 from bindery.cli.common import console
 from bindery.errors import BadInput
+from bindery.settings import Settings, child_environment, get_settings
 
 PoolOption = Annotated[str, typer.Option("--pool", help="Prefect work pool (a process pool; made if missing).")]
 
 
-def _prefect_server() -> str:
-    url = os.environ.get("PREFECT_API_URL")
+def _prefect_server(settings: Settings) -> str:
+    url = settings.prefect_api_url
     if not url:
         raise BadInput("set PREFECT_API_URL to your Prefect server's API (and PREFECT_API_AUTH_STRING if it has "
                        "auth); see docs/operations/deployments.md")
@@ -39,10 +40,13 @@ def deploy(pool: PoolOption = "bindery",
            ) -> None:
     """Register every Bindery deployment (as prefect.yaml defines them) from the installed code; idempotent."""
     from bindery.deployments.serve import build, deploy_all
+    from bindery.prefect_client import prefect_client
 
-    url = _prefect_server()
-    _ensure_pool(pool)
-    ids = deploy_all(work_pool=pool, work_queue=work_queue)
+    settings = get_settings()
+    url = _prefect_server(settings)
+    with prefect_client(settings):
+        _ensure_pool(pool)
+        ids = deploy_all(work_pool=pool, work_queue=work_queue)
     for deployment, deployment_id in zip(build(), ids, strict=True):
         console().print(f"deployed {deployment.flow_name}/{deployment.name} ({deployment_id}) on pool {pool}")
     console().print(f"{len(ids)} deployments on {url}; start workers with `bindery worker --pool {pool}`")
@@ -54,11 +58,12 @@ def automations() -> None:
     """Make (or update) the automations that mark a silent flow run Crashed and start a crashed
     provisioning run again (`bindery deploy` does this too)."""
     from bindery.deployments.automations import RECOVERY, ZOMBIES, install
-    from bindery.settings import get_settings
+    from bindery.prefect_client import prefect_client
 
-    _prefect_server()
     settings = get_settings()
-    zombies, recovery = install(settings)
+    _prefect_server(settings)
+    with prefect_client(settings):
+        zombies, recovery = install(settings)
     console().print(f"automations: {ZOMBIES} ({zombies}) marks a flow run Crashed after {settings.zombie_seconds} s "
                     f"without a heartbeat; {RECOVERY} ({recovery}) starts a crashed provisioning run again, "
                     f"at most {settings.crash_restarts} times")
@@ -68,13 +73,16 @@ def alerts() -> None:
     """Send failed provisioning runs and drift found to BINDERY_ALERT_WEBHOOK_URL (a Prefect automation
     with a webhook block; `bindery deploy` does this too)."""
     from bindery.deployments.alerts import install
+    from bindery.prefect_client import prefect_client
 
-    _prefect_server()
-    webhook = os.environ.get("BINDERY_ALERT_WEBHOOK_URL", "").strip()
+    settings = get_settings()
+    _prefect_server(settings)
+    webhook = (settings.alert_webhook_url or "").strip()
     if not webhook:
         console().print("alerts: BINDERY_ALERT_WEBHOOK_URL is not set, no alert automation made")
         return
-    automation = install(webhook)
+    with prefect_client(settings):
+        automation = install(webhook)
     console().print(f"alerts: automation bindery-alerts ({automation}) sends failed runs and drift to the webhook")
 
 
@@ -82,16 +90,18 @@ def worker(pool: PoolOption = "bindery",
            limit: Annotated[int, typer.Option(help="Flow runs at once.")] = 4) -> None:
     """A Prefect process worker for the pool (this process becomes the worker); its flow runs send a
     heartbeat every BINDERY_HEARTBEAT_SECONDS."""
-    from bindery.settings import get_settings
-
-    _prefect_server()
+    settings = get_settings()
+    _prefect_server(settings)
     prefect = str(Path(sys.executable).parent / "prefect")
-    os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(get_settings().heartbeat_seconds)
-    os.execv(prefect, [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)])
+    os.execve(prefect, [prefect, "worker", "start", "--pool", pool, "--type", "process", "--limit", str(limit)],
+              child_environment(settings, overrides={
+                  "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.heartbeat_seconds)}))
 
 
 def serve() -> None:
     """Serve every deployment from this process, without a work pool (a single host)."""
     from bindery.deployments.serve import main
+    from bindery.prefect_client import prefect_client
 
-    main()
+    with prefect_client(get_settings()):
+        main()

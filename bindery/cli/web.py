@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from bindery import audit
 from bindery.cli.common import JsonOption, console, print_json, print_table
 from bindery.db import session_scope
 from bindery.errors import BadInput
-from bindery.settings import get_settings
+from bindery.settings import get_settings, operator_variable
 
 token_app = typer.Typer(help="Personal API tokens (Bearer) for the HTTP API.", no_args_is_help=True)
 
@@ -39,7 +38,7 @@ def set_password(email: str,
     from bindery.web.credentials import set_password as store
 
     if password_env:
-        password = os.environ.get(password_env, "")
+        password = operator_variable(password_env)
         if not password:
             raise BadInput(f"--password-env: {password_env} is not set")
     elif sys.stdin.isatty():

@@ -4,7 +4,6 @@ default. Either way the job's status reads the same counters from the records.""
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -60,14 +59,14 @@ class Jobs:
         if job is None or job.account_id != actor.account_id:
             raise NotFound(f"unknown job {job_id}")
         if job.flow_run_id and job.state not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            job.state = _flow_run_state(job.flow_run_id)
+            job.state = _flow_run_state(self.settings, job.flow_run_id)
         return job
 
     def start(self, actor: Actor, kind: str, bid: str, cloud_api: str | None, **options: Any) -> Job:
         job = Job(uuid.uuid4().hex, kind, bid, actor.account_id, cloud_api)
         with self.lock:
             self.jobs[job.id] = job
-        if os.environ.get("PREFECT_API_URL"):
+        if self.settings.prefect_api_url:
             parameters: dict[str, Any]
             if options.get("action") is Action.AUTO_PROVISION:  # a member's bind: the flow re-checks the setting
                 kind, parameters = "bind-and-provision", {"bid": bid, "user": actor.email}
@@ -75,7 +74,7 @@ class Jobs:
                 parameters = {"bid": bid, "cloud_api": cloud_api, "user": actor.email,
                               **{k: v for k, v in options.items() if k != "action"}}
             try:
-                job.flow_run_id, job.ui_url = _start_flow_run(kind, parameters)
+                job.flow_run_id, job.ui_url = _start_flow_run(self.settings, kind, parameters)
             except BaseException:
                 with self.lock:
                     del self.jobs[job.id]
@@ -112,19 +111,17 @@ class Jobs:
 
 
 @contextmanager
-def _prefect_api() -> Iterator[None]:
-    """Prefect's client on the server the environment names now (Prefect reads its settings once, at
-    import), with Prefect's errors said as Bindery's."""
+def _prefect_api(settings: Settings) -> Iterator[None]:
+    """Prefect's client on the server Bindery's settings name (passed on explicitly: Prefect reads its own
+    once, at import), with Prefect's errors said as Bindery's."""
     import httpx
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    url = os.environ["PREFECT_API_URL"]
-    updates: dict[Any, Any] = {PREFECT_API_URL: url}
-    if os.environ.get("PREFECT_API_AUTH_STRING"):
-        updates[PREFECT_API_AUTH_STRING] = os.environ["PREFECT_API_AUTH_STRING"]
+    from bindery.prefect_client import prefect_client
+
+    url = settings.prefect_api_url
     try:
-        with temporary_settings(updates=updates):
+        with prefect_client(settings):
             yield
     except ObjectNotFound as exc:
         raise BinderyError(f"the Prefect server at {url} has no such deployment or flow run ({exc}); deploy "
@@ -133,13 +130,13 @@ def _prefect_api() -> Iterator[None]:
         raise BinderyError(f"the Prefect server at {url} did not answer as expected: {exc}") from None
 
 
-def _start_flow_run(kind: str, parameters: dict[str, Any]) -> tuple[str, str]:
+def _start_flow_run(settings: Settings, kind: str, parameters: dict[str, Any]) -> tuple[str, str]:
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     from bindery.tasks.origin import CONSOLE_TAG, flow_run_link
 
-    with _prefect_api():
+    with _prefect_api(settings):
         run = run_deployment(DEPLOYMENTS[kind], parameters=parameters, timeout=0, as_subflow=False,
                              tags=[CONSOLE_TAG])
         assert isinstance(run, FlowRun)
@@ -147,11 +144,11 @@ def _start_flow_run(kind: str, parameters: dict[str, Any]) -> tuple[str, str]:
     return str(run.id), link or ""
 
 
-def _flow_run_state(flow_run_id: str) -> str:
+def _flow_run_state(settings: Settings, flow_run_id: str) -> str:
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
 
-    with _prefect_api(), get_client(sync_client=True) as client:
+    with _prefect_api(settings), get_client(sync_client=True) as client:
         state = client.read_flow_run(UUID(flow_run_id)).state
     return state.type.value if state is not None else "SCHEDULED"
