@@ -69,7 +69,7 @@ def main() -> None:
 
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         backend = db.redact_url(settings.resolved_database_url).split(":")[0]
-        print(f"database: {backend}, verify threads: {settings.verify_workers}")
+        print(f"database: {backend}, verify worker processes: {settings.verify_workers}")
         print(f"bindery import (read 7z + verify chains + duplicate checks + store): "
               f"{bindery_s:.2f} s, {args.devices / bindery_s:,.0f} devices/s")
         print(f"bare cryptography loop (parse PEM + verify signature, one thread): "

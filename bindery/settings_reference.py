@@ -82,10 +82,10 @@ def render(model: type[BaseSettings] = Settings) -> str:
     missing = missing_descriptions(model)
     if missing:
         raise ValueError(f"settings without a description: {', '.join(missing)}")
-    rows = ["| setting | variable | type | default | description |", "| --- | --- | --- | --- | --- |"]
+    rows = ["| variable (setting) | type | default | description |", "| --- | --- | --- | --- |"]
     for name, field in model.model_fields.items():
         description = " ".join((field.description or "").split()).replace("|", "\\|")
-        rows.append(f"| `{name}` | `{variable(name, field)}` | {type_name(field.annotation)} | "
+        rows.append(f"| `{variable(name, field)}`<br>(`{name}`) | {type_name(field.annotation)} | "
                     f"{default_text(field)} | {description} |")
     return INTRO + "\n" + "\n".join(rows) + "\n"
 

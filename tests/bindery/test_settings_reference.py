@@ -33,9 +33,9 @@ def test_the_committed_page_is_the_generated_one() -> None:
 def test_the_page_lists_every_setting_with_its_variable_type_and_default() -> None:
     page = settings_reference.render()
     for name in Settings.model_fields:
-        assert f"| `{name}` |" in page
-    assert "| `http_timeout` | `BINDERY_HTTP_TIMEOUT` | number | `30` |" in page
-    assert "| `prefect_api_url` | `PREFECT_API_URL` | text (optional) | — |" in page
-    assert ("| `quota_sharing` | `BINDERY_QUOTA_SHARING` | one of `database`, `prefect`, `process` | `database` |"
+        assert f"<br>(`{name}`) |" in page
+    assert "| `BINDERY_HTTP_TIMEOUT`<br>(`http_timeout`) | number | `30` |" in page
+    assert "| `PREFECT_API_URL`<br>(`prefect_api_url`) | text (optional) | — |" in page
+    assert ("| `BINDERY_QUOTA_SHARING`<br>(`quota_sharing`) | one of `database`, `prefect`, `process` | `database` |"
             in page)
-    assert "| `verify_workers` | `BINDERY_VERIFY_WORKERS` | integer | CPU count |" in page
+    assert "| `BINDERY_VERIFY_WORKERS`<br>(`verify_workers`) | integer | CPU count |" in page
