@@ -136,28 +136,31 @@ def describe(event: AuditEventPublic) -> str:
     return f"{event.action.replace('.', ' ').replace('_', ' ')} {event.subject}" + (f" ({rest})" if rest else "")
 
 
-def trend_chart(checks: list[dict[str, Any]]) -> Markup:
-    """The last checks' drift as an SVG bar chart (inline markup, no script, no style attribute): a bar a
-    check, oldest left, scaled to the largest, the largest labelled; a check without drift is a green
-    baseline tick. Each bar's title says when and how many."""
-    width, height, bar = 14, 60, 10
+def trend_chart(checks: list[dict[str, Any]], slots: int = 30) -> Markup:
+    """The last checks' drift as an SVG bar chart (inline markup, no script, no style attribute): a frame
+    of ``slots`` checks, newest right, bars scaled to the largest (labelled); a check without drift is a
+    green baseline tick. Each bar's title says when and how many."""
+    width, height, bar = 16, 60, 12
+    checks = checks[-slots:]
     top = max((int(c.get("drift") or 0) for c in checks), default=0)
-    parts = [Markup('<svg class="trend-chart" role="img" width="{}" height="{}" viewBox="0 0 {} {}">').format(
-        len(checks) * width + 40, height + 16, len(checks) * width + 40, height + 16)]
-    parts.append(Markup('<title>Devices with drift in the last {} checks, oldest first; most {}</title>').format(
+    wide = slots * width
+    parts = [Markup('<svg class="trend-chart" role="img" width="{0}" height="{1}" viewBox="0 0 {0} {1}">').format(
+        wide + 48, height + 8)]
+    parts.append(Markup("<title>Devices with drift in the last {} checks, oldest first; most {}</title>").format(
         len(checks), f"{top:,}"))
+    parts.append(Markup('<rect class="frame" x="0" y="0" width="{}" height="{}"/>').format(wide, height))
+    first = slots - len(checks)
     for i, check in enumerate(checks):
         drift = int(check.get("drift") or 0)
         tall = max(2, round(height * drift / top)) if drift and top else 2
         at = moment(check.get("at"))
         when = at.astimezone().strftime("%Y-%m-%d %H:%M %Z") if at else ""
         parts.append(Markup('<rect class="{}" x="{}" y="{}" width="{}" height="{}"><title>{}: {} with drift</title>'
-                            '</rect>').format("drift" if drift else "in-sync", i * width, height - tall, bar, tall,
-                                              when, f"{drift:,}"))
-    parts.append(Markup('<line x1="0" y1="{0}" x2="{1}" y2="{0}" class="axis"/>').format(height, len(checks) * width))
-    parts.append(Markup('<text x="{}" y="12" class="axis-label">{}</text>').format(len(checks) * width + 4, f"{top:,}"))
-    parts.append(Markup('<text x="{}" y="{}" class="axis-label">0</text></svg>').format(
-        len(checks) * width + 4, height + 4))
+                            "</rect>").format("drift" if drift else "in-sync", (first + i) * width + 2, height - tall,
+                                              bar, tall, when, f"{drift:,}"))
+    if top:
+        parts.append(Markup('<text x="{}" y="10" class="axis-label">{}</text>').format(wide + 6, f"{top:,}"))
+    parts.append(Markup('<text x="{}" y="{}" class="axis-label">0</text></svg>').format(wide + 6, height))
     return Markup("").join(parts)
 
 
