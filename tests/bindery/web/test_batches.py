@@ -60,6 +60,10 @@ def test_a_run_started_outside_the_console_shows_with_progress_then_outcome(cons
             run_id = re.search(r'class="running card-wide" data-run="(\d+)"', live)
             assert run_id, live[:3000]
             assert "Retry failed" not in live and "csrf_token" not in live, "members get no actions"
+            whole = member.get("/batches/W001").text
+            assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in whole, "live without script too"
+            assert '<script src="/static/htmx.min.js" defer></script>' in whole and "<script>" not in whole
+            assert member.get("/static/htmx.min.js").text.startswith("var htmx=function()")
             slow.gate.let_through(2)
             run.join(60)
             ended = member.get("/batches/W001/live", params={"watch": run_id.group(1)}).text
