@@ -27,6 +27,7 @@ from tests.support.world import ADMIN, MEMBER
 TIME = re.compile(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
                   r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+\-0-9]+</time>')
 DASH = "\N{EN DASH}"
+POLL = {"HX-Request": "true"}  # what htmx sends with its polls
 
 
 def add_lab(console: Console, name: str = "lab", url: str | None = None) -> None:
@@ -52,9 +53,9 @@ def test_a_run_started_outside_the_console_shows_with_progress_then_outcome(cons
         slow.gate.arrived(3)
         slow.gate.let_through(1)
         with closing(login(console, MEMBER)) as member:
-            listed = member.get("/live/batches").text
+            listed = member.get("/live/batches", headers=POLL).text
             assert 'data-running' in listed and re.search(r'class="done">\d+ of 12</span>', listed), listed[:3000]
-            live = member.get("/batches/W001/live").text
+            live = member.get("/batches/W001/live", headers=POLL).text
             assert f'by <span class="started-by">{ADMIN}</span>' in live and '<span class="via">cli</span>' in live
             assert 'hx-trigger="every 2s"' in live, "polls fast while a run is open"
             run_id = re.search(r'class="running card-wide" data-run="(\d+)"', live)
@@ -64,13 +65,16 @@ def test_a_run_started_outside_the_console_shows_with_progress_then_outcome(cons
             assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in whole, "live without script too"
             assert '<script src="/static/htmx.min.js" defer></script>' in whole and "<script>" not in whole
             assert member.get("/static/htmx.min.js").text.startswith("var htmx=function()")
+            opened = member.get("/batches/W001/live", params={"status": "failed"})
+            assert opened.status_code == 303 and opened.headers["location"] == "/batches/W001?status=failed", \
+                "a fragment opened as a page is its page"
             slow.gate.let_through(2)
             run.join(60)
-            ended = member.get("/batches/W001/live", params={"watch": run_id.group(1)}).text
+            ended = member.get("/batches/W001/live", params={"watch": run_id.group(1)}, headers=POLL).text
             assert "Provisioning into slow completed" in ended and "12 of 12 devices provisioned into slow" in ended
             assert 'hx-swap-oob="true"' in ended and ended.count('data-status="provisioned"') == 12
             assert 'hx-trigger="every 5s"' in ended, "idle again"
-            assert "data-running" not in member.get("/live/batches").text
+            assert "data-running" not in member.get("/live/batches", headers=POLL).text
 
 
 def test_a_failed_last_run_is_flagged_until_a_later_run_succeeds(console: Console, monkeypatch: pytest.MonkeyPatch
