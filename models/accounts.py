@@ -18,14 +18,6 @@ class Account(AccountBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class AccountCreate(AccountBase):
-    pass
-
-
-class AccountPublic(AccountBase):
-    created_at: datetime
-
-
 class UserBase(SQLModel):
     email: str = Field(max_length=320, unique=True, index=True)
     role: str = Field(max_length=16, description="admin or member")
@@ -40,13 +32,12 @@ class User(UserBase, table=True):
     password_hash: str | None = Field(default=None, max_length=255, description="argon2id; none: no console login")
 
 
-class UserCreate(UserBase):
-    account: str
-
-
 class UserPublic(UserBase):
-    account: str
-    created_at: datetime
+    """The acting user (GET /api/me)."""
+
+    model_config = {"extra": "forbid"}
+
+    account: str = Field(description="the user's account (tenant)")
 
 
 class BindingBase(SQLModel):
@@ -63,3 +54,23 @@ class Binding(BindingBase, table=True):
     bound_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     target_cloud_api_id: int | None = Field(default=None, foreign_key="cloud_api.id",
                                             description="the batch's Product Cloud API")
+
+
+class BindingPublic(SQLModel):
+    """A bound batch as its account sees it, with its counters per Product Cloud API."""
+
+    model_config = {"extra": "forbid"}
+
+    bid: str = Field(description="Product Batch ID")
+    vendor: str
+    model: str | None
+    slot: str | None
+    devices: int = Field(description="devices in the reel")
+    bound: int = Field(description="devices bound with the batch")
+    provisioned: dict[str, int] = Field(description="provisioned devices per Product Cloud API name")
+    warnings: dict[str, int] = Field(description="provisioned devices whose receiver did not apply its IoT policy, "
+                                                 "per Product Cloud API name")
+    bound_at: datetime
+    bound_by: str = Field(description="email of the user who bound it")
+    target: str | None = Field(description="the batch's Product Cloud API, if it has one")
+    account: str

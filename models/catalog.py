@@ -26,14 +26,6 @@ class Batch(BatchBase, table=True):
     imported_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class BatchCreate(BatchBase):
-    pass
-
-
-class BatchPublic(BatchBase):
-    imported_at: datetime
-
-
 class DeviceBase(SQLModel):
     device_id: str = Field(max_length=128, unique=True, index=True)
     fingerprint_sha256: str = Field(max_length=64, unique=True, index=True)
@@ -49,14 +41,6 @@ class Device(DeviceBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="batch.id", index=True)
     certificate_pem: str = Field(sa_column=Column(Text, nullable=False))
-
-
-class DeviceCreate(DeviceBase):
-    certificate_pem: str
-
-
-class DevicePublic(DeviceBase):
-    certificate_pem: str
 
 
 class TrustAnchorBase(SQLModel):
@@ -75,7 +59,3 @@ class TrustAnchor(TrustAnchorBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class TrustAnchorPublic(TrustAnchorBase):
-    added_at: datetime

@@ -28,17 +28,14 @@ class CloudApi(CloudApiBase, table=True):
     created_by: str = Field(max_length=320)
 
 
-class CloudApiCreate(CloudApiBase):
-    settings: dict[str, str]
-    secret: str | None = None
-
-
 class CloudApiPublic(CloudApiBase):
-    """What `show` prints: settings with the secret redacted."""
+    """What an admin may see of a Product Cloud API: its kind's settings as further string fields (the
+    secret one, ``credentials`` or ``connection_string``, only as a placeholder)."""
 
-    settings: dict[str, str]
+    model_config = {"extra": "allow", "json_schema_extra": {"additionalProperties": {"type": ["string", "null"]}}}
+
     created_at: datetime
-    created_by: str
+    created_by: str = Field(description="email of the admin who added it")
 
 
 class SigningKey(SQLModel, table=True):

@@ -38,9 +38,24 @@ class ProvisioningRecord(ProvisioningRecordBase, table=True):
     cloud_api_id: int = Field(foreign_key="cloud_api.id", index=True)
 
 
-class ProvisioningRecordPublic(ProvisioningRecordBase):
+class ProvisioningRecordPublic(SQLModel):
+    """One device's record in one Product Cloud API (a row of GET /api/batches/{bid}/devices)."""
+
+    model_config = {"extra": "forbid"}
+
     device_id: str
     cloud_api: str
+    status: str = Field(description="pending, provisioned, failed or removed")
+    attempts: int
+    last_error: str | None
+    error_class: str | None = Field(description="transient or permanent")
+    external_ref: str | None
+    endpoint: str | None
+    topic: str | None
+    policy_applied: bool | None = Field(description="the receiver's word: false = provisioned, but its IoT policy "
+                                                    "is missing (a warning)")
+    provisioned_at: datetime | None
+    last_attempt_at: datetime | None
 
 
 class RunLease(SQLModel, table=True):
@@ -105,3 +120,12 @@ class QuotaPace(SQLModel, table=True):
     api_call: str = Field(default="", primary_key=True, max_length=64)
     next_at: float = 0.0
     paused_until: float = 0.0
+
+
+class AccountSettingsPublic(SQLModel):
+    """The account's auto-provision setting."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = Field(description="provision automatically on bind")
+    cloud_api: str | None = Field(description="into this Product Cloud API")

@@ -47,3 +47,9 @@ class RunPublic(RunBase):
     id: int
     counts: dict[str, Any]
     findings: dict[str, Any] | None = None
+
+
+class ReconcileReportPublic(RunPublic):
+    """The last reconcile run of a batch and target, with its trend."""
+
+    trend: list[int] = Field(description="drifted devices per run of the last 30, oldest first")

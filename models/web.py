@@ -27,14 +27,6 @@ class ApiToken(ApiTokenBase, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class ApiTokenPublic(ApiTokenBase):
-    id: int
-    user: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
 class WebSession(SQLModel, table=True):
     """A browser session after login: the cookie holds the id, the table its SHA-256 and the CSRF token."""
 

@@ -14,14 +14,18 @@ from bindery import binding
 from bindery.access import Action, require
 from bindery.clouds import config
 from bindery.errors import BadInput
+from bindery.models.accounts import BindingPublic, UserPublic
+from bindery.models.clouds import CloudApiPublic
+from bindery.models.provisioning import AccountSettingsPublic
 from bindery.provisioning import service
 from bindery.secrets import Secret
 from bindery.web import services
 from bindery.web.deps import ActorDep, JobsDep, SessionDep, SettingsDep, api_actor, bearer, jobs_of, settings_of
+from bindery.web.schemas import ERRORS, BindResultPublic, DevicePagePublic, JobPublic, JobStatusPublic
 
 __all__ = ["ActorDep", "api_actor", "bearer", "jobs_of", "router", "settings_of"]
 
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], responses=ERRORS)
 SECRET_FIELDS = ("credentials", "connection_string")
 
 
@@ -92,28 +96,31 @@ def cloud_api_options(kind: str, body: dict[str, Any]) -> tuple[dict[str, str | 
 
 
 @router.get("/me", summary="The acting user")
-def me(actor: ActorDep) -> dict[str, Any]:
-    return {"email": actor.email, "role": actor.role.value, "account": actor.account_name}
+def me(actor: ActorDep) -> UserPublic:
+    return UserPublic(email=actor.email, role=actor.role.value, account=actor.account_name)
 
 
 @router.get("/batches", summary="Your account's batches with bound and per-target provisioned counters")
-def list_batches(session: SessionDep, actor: ActorDep) -> list[dict[str, Any]]:
-    return binding.account_batches(session=session, actor=actor)
+def list_batches(session: SessionDep, actor: ActorDep) -> list[BindingPublic]:
+    return [BindingPublic.model_validate(view) for view in binding.account_batches(session=session, actor=actor)]
 
 
 @router.get("/batches/{bid}", summary="One of your account's batches")
-def show_batch(session: SessionDep, actor: ActorDep, bid: str) -> dict[str, Any]:
-    return binding.batch_view(session=session, actor=actor, bid=bid)
+def show_batch(session: SessionDep, actor: ActorDep, bid: str) -> BindingPublic:
+    return BindingPublic.model_validate(binding.batch_view(session=session, actor=actor, bid=bid))
 
 
 @router.get("/batches/{bid}/devices", summary="The batch's devices per Product Cloud API, keyset-paged",
-            response_model=None)
+            response_model=DevicePagePublic, responses={200: {
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "headers": {"X-Next-After": {"required": False, "schema": {"type": "string"},
+                                             "description": "CSV: the next page's cursor (absent on the last)"}}}})
 def list_devices(request: Request, session: SessionDep, actor: ActorDep, bid: str,
                  cloud_api: Annotated[str | None, Query(max_length=200)] = None,
                  state: Annotated[str | None, Query(alias="status", max_length=16)] = None,
                  after: Annotated[str | None, Query(max_length=64)] = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                 failed_first: bool = False) -> Response | dict[str, Any]:
+                 failed_first: bool = False) -> Response | DevicePagePublic:
     """JSON ``{"devices": [...], "next": cursor}``, or one page as CSV with ``Accept: text/csv`` (the next
     cursor in the ``X-Next-After`` header). ``failed_first``: the failed devices, then the others."""
     from bindery.provisioning.devices import COLUMNS, device_page
@@ -127,12 +134,13 @@ def list_devices(request: Request, session: SessionDep, actor: ActorDep, bid: st
         writer.writerows(page.rows)
         return Response(out.getvalue(), media_type="text/csv",
                         headers={"X-Next-After": page.next_after} if page.next_after else None)
-    return {"devices": page.rows, "next": page.next_after}
+    return DevicePagePublic.model_validate({"devices": page.rows, "next": page.next_after})
 
 
 @router.post("/batches", status_code=status.HTTP_201_CREATED, summary="Bind a batch (by BID or QR text)")
-def bind(settings: SettingsDep, jobs: JobsDep, actor: ActorDep, body: BindRequest) -> dict[str, Any]:
-    return services.bind_batch(settings, jobs, actor, body.bid, body.qr, body.cloud_api)
+def bind(settings: SettingsDep, jobs: JobsDep, actor: ActorDep, body: BindRequest) -> BindResultPublic:
+    answer = services.bind_batch(settings, jobs, actor, body.bid, body.qr, body.cloud_api)
+    return BindResultPublic.model_validate(answer)
 
 
 @router.delete("/batches/{bid}", status_code=status.HTTP_204_NO_CONTENT, summary="Unbind a batch (admins)")
@@ -142,49 +150,57 @@ def unbind(session: SessionDep, actor: ActorDep, bid: str) -> Response:
 
 
 @router.post("/batches/{bid}/provision", status_code=status.HTTP_202_ACCEPTED, summary="Provision Now (admins)")
-def provision(session: SessionDep, jobs: JobsDep, actor: ActorDep, bid: str, body: ProvisionRequest) -> dict[str, Any]:
-    return services.start_provision(session, jobs, actor, bid, body.cloud_api).public()
+def provision(session: SessionDep, jobs: JobsDep, actor: ActorDep, bid: str, body: ProvisionRequest) -> JobPublic:
+    return JobPublic.model_validate(services.start_provision(session, jobs, actor, bid, body.cloud_api).public())
 
 
 @router.put("/batches/{bid}/target", summary="Change the batch's Product Cloud API (admins); provisions nothing")
-def set_target(session: SessionDep, actor: ActorDep, bid: str, body: TargetRequest) -> dict[str, Any]:
-    return services.set_target(session, actor, bid, body.cloud_api)
+def set_target(session: SessionDep, actor: ActorDep, bid: str, body: TargetRequest) -> BindingPublic:
+    return BindingPublic.model_validate(services.set_target(session, actor, bid, body.cloud_api))
 
 
 @router.post("/batches/{bid}/deprovision", status_code=status.HTTP_202_ACCEPTED,
              summary="Remove the batch's devices from a Product Cloud API (admins)")
 def deprovision(session: SessionDep, jobs: JobsDep, actor: ActorDep, bid: str,
-                body: DeprovisionRequest) -> dict[str, Any]:
-    return services.start_deprovision(session, jobs, actor, bid, body.cloud_api, body.forget).public()
+                body: DeprovisionRequest) -> JobPublic:
+    job = services.start_deprovision(session, jobs, actor, bid, body.cloud_api, body.forget)
+    return JobPublic.model_validate(job.public())
 
 
 @router.get("/batches/{bid}/manifest", summary="The batch's Manifest File as CSV (admins)",
-            response_class=FileResponse, responses={200: {"content": {"text/csv": {}}}})
+            response_class=FileResponse, responses={200: {
+                "content": {"text/csv": {"schema": {"type": "string",
+                                                    "description": "device_id,group_id,certificate"}}},
+                "headers": {"Content-Disposition": {"required": True, "schema": {"type": "string"},
+                                                    "description": "attachment; filename=<BID>-manifest.csv"}}}})
 def download_manifest(session: SessionDep, settings: SettingsDep, actor: ActorDep, bid: str) -> FileResponse:
     return services.manifest_file(session, settings, actor, bid)
 
 
 @router.get("/jobs/{job_id}", summary="Progress and counters of a provisioning job")
-def job_status(session: SessionDep, jobs: JobsDep, actor: ActorDep, job_id: str) -> dict[str, Any]:
-    return services.job_status(session, jobs, actor, job_id)
+def job_status(session: SessionDep, jobs: JobsDep, actor: ActorDep, job_id: str) -> JobStatusPublic:
+    return JobStatusPublic.model_validate(services.job_status(session, jobs, actor, job_id))
 
 
 @router.get("/cloud-apis", summary="Your account's Product Cloud APIs, secrets redacted")
-def list_cloud_apis(session: SessionDep, actor: ActorDep) -> list[dict[str, Any]]:
-    return [config.public_view(api) for api in config.list_cloud_apis(session=session, actor=actor)]
+def list_cloud_apis(session: SessionDep, actor: ActorDep) -> list[CloudApiPublic]:
+    return [CloudApiPublic.model_validate(config.public_view(api))
+            for api in config.list_cloud_apis(session=session, actor=actor)]
 
 
 @router.post("/cloud-apis", status_code=status.HTTP_201_CREATED, summary="Add a Product Cloud API (admins)")
 def create_cloud_api(session: SessionDep, settings: SettingsDep, actor: ActorDep,
-                     body: CloudApiRequest) -> dict[str, Any]:
+                     body: CloudApiRequest) -> CloudApiPublic:
     require(actor, Action.CONFIGURE_CLOUD_API)
     options, secret = cloud_api_options(body.kind, body.model_dump())
-    return services.add_cloud_api(session, settings, actor, body.name, body.kind, options, secret, body.check)
+    return CloudApiPublic.model_validate(
+        services.add_cloud_api(session, settings, actor, body.name, body.kind, options, secret, body.check))
 
 
 @router.get("/cloud-apis/{name}", summary="One Product Cloud API, secret redacted")
-def show_cloud_api(session: SessionDep, actor: ActorDep, name: str) -> dict[str, Any]:
-    return config.public_view(config.get_cloud_api(session=session, actor=actor, name=name))
+def show_cloud_api(session: SessionDep, actor: ActorDep, name: str) -> CloudApiPublic:
+    return CloudApiPublic.model_validate(config.public_view(config.get_cloud_api(session=session, actor=actor,
+                                                                                 name=name)))
 
 
 @router.delete("/cloud-apis/{name}", status_code=status.HTTP_204_NO_CONTENT,
@@ -195,13 +211,13 @@ def remove_cloud_api(session: SessionDep, actor: ActorDep, name: str) -> Respons
 
 
 @router.get("/settings/auto-provision", summary="The account's auto-provision setting")
-def get_auto_provision(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+def get_auto_provision(session: SessionDep, actor: ActorDep) -> AccountSettingsPublic:
     current = service.account_settings(session=session, actor=actor)
-    return {"enabled": current.enabled, "cloud_api": current.cloud_api}
+    return AccountSettingsPublic(enabled=current.enabled, cloud_api=current.cloud_api)
 
 
 @router.put("/settings/auto-provision", summary="Turn auto-provision on (with a default API) or off (admins)")
-def put_auto_provision(session: SessionDep, actor: ActorDep, body: AutoProvisionRequest) -> dict[str, Any]:
+def put_auto_provision(session: SessionDep, actor: ActorDep, body: AutoProvisionRequest) -> AccountSettingsPublic:
     current = service.set_auto_provision(session=session, actor=actor, enabled=body.enabled,
                                          cloud_api=body.cloud_api or None)
-    return {"enabled": current.enabled, "cloud_api": current.cloud_api}
+    return AccountSettingsPublic(enabled=current.enabled, cloud_api=current.cloud_api)

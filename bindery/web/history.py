@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from bindery import audit, runs
+from bindery.models.audit import AuditEventPublic
+from bindery.models.runs import ReconcileReportPublic, RunPublic
 from bindery.web.deps import ActorDep, SessionDep
+from bindery.web.schemas import ERRORS
 
-router = APIRouter(prefix="/api", tags=["history"])
+router = APIRouter(prefix="/api", tags=["history"], responses=ERRORS)
 
 
 @router.get("/runs", summary="Your account's provisioning, deprovisioning and reconcile runs, newest first")
@@ -17,14 +20,15 @@ def list_runs(session: SessionDep, actor: ActorDep, bid: Annotated[str | None, Q
               kind: Annotated[str | None, Query(max_length=16)] = None,
               limit: Annotated[int, Query(ge=1, le=runs.MAX_RUNS)] = 50,
               before: Annotated[int | None, Query(ge=1, description="a run id: the page before it")] = None,
-              ) -> list[dict[str, Any]]:
+              ) -> list[RunPublic]:
     found = runs.list_runs(session=session, actor=actor, bid=bid, kind=kind, limit=limit, before=before)
-    return [run.model_dump(mode="json") for run in found]
+    return found
 
 
 @router.get("/reconcile/latest", summary="The last reconcile report of every batch and target, with its trend")
-def latest_reconcile(session: SessionDep, actor: ActorDep) -> list[dict[str, Any]]:
-    return runs.latest_reports(session=session, actor=actor)
+def latest_reconcile(session: SessionDep, actor: ActorDep) -> list[ReconcileReportPublic]:
+    reports = runs.latest_reports(session=session, actor=actor)
+    return [ReconcileReportPublic.model_validate(report) for report in reports]
 
 
 @router.get("/audit", summary="Your account's audit log, newest first (admins)")
@@ -33,7 +37,7 @@ def read_audit(session: SessionDep, actor: ActorDep, since: Annotated[str | None
                bid: Annotated[str | None, Query(max_length=200)] = None,
                limit: Annotated[int, Query(ge=1, le=audit.MAX_EVENTS)] = 100,
                before: Annotated[int | None, Query(ge=1, description="an event id: the page before it")] = None,
-               ) -> list[dict[str, Any]]:
+               ) -> list[AuditEventPublic]:
     events = audit.read(session=session, actor=actor, since=audit.parse_since(since), user=user, bid=bid,
                         limit=limit, before=before)
-    return [event.model_dump(mode="json") for event in events]
+    return events
