@@ -52,7 +52,7 @@ def assert_console_login(home: Path, password: str) -> None:
                                          "csrf_token": token.group(1)})
             listed = browser.get("/")
             assert listed.status_code == 200 and 'data-bid="DEMO-0001"' in listed.text
-            assert 'data-api="demo-receiver">demo-receiver: 1000<' in listed.text
+            assert 'data-api="demo-receiver">demo-receiver: 1,000<' in listed.text  # the console's number format
     finally:
         web.terminate()
         web.wait(timeout=30)
