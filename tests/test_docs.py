@@ -61,3 +61,12 @@ def test_the_site_builds_and_each_kind_of_break_fails_it(site: Path) -> None:
     (site / "docs" / "operations" / "backups.md").unlink()
     missing = build(site)
     assert missing.returncode == 1 and "operations/backups.md" in missing.stderr
+
+
+def test_the_readme_is_short_and_its_links_lead_into_the_site() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [target for target in targets if "://" not in target]
+    assert any(target.startswith("docs/") for target in local)
+    assert [target for target in local if not (ROOT / target).exists()] == []
