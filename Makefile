@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test chromium lint typecheck docs unit bench clean server worker deploy serve web
+.PHONY: setup demo test chromium axe lint typecheck docs unit bench clean server worker deploy serve web screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,27 @@ demo: $(STAMP)
 	$(BIN)/bindery demo
 
 ## Everything CI checks: lint, types, the docs site (strict), the whole test suite (SQLite and PostgreSQL,
-## browser tests in Chromium).
-test: $(STAMP) chromium lint typecheck docs unit
+## browser tests in Chromium, axe-core for their accessibility checks).
+test: $(STAMP) chromium axe lint typecheck docs unit
 
 ## Debian's Chromium for the console's browser tests (Playwright drives it; no browser download).
 chromium:
 	@test -x /usr/bin/chromium || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+## axe-core (npm, pinned) for the browser tests' accessibility checks, into the git-ignored node_modules/.
+AXE_VERSION := 4.14.1
+AXE_STAMP := node_modules/.axe-core-$(AXE_VERSION)
+axe: $(AXE_STAMP)
+$(AXE_STAMP):
+	npm install --prefix . --no-save --no-package-lock --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION)
+	test -f node_modules/axe-core/axe.min.js
+	touch $(AXE_STAMP)
+
+## The docs' console screenshots (docs/screenshots/), from a seeded console in Chromium; not part of `make test`.
+screenshots: $(STAMP) chromium axe
+	$(BIN)/python -m pytest -p no:xdist -q tests/bindery/web/screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,16 +7,17 @@ import json
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from bindery import binding
 from bindery.access import Action, Actor, may, require
 from bindery.clouds import config
 from bindery.db import session_scope
-from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, PermissionDenied
+from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, NotFound, PermissionDenied
 from bindery.provisioning import service
 from bindery.web import api, deps, display, services
 from bindery.web.credentials import (
@@ -91,28 +92,37 @@ def render(request: Request, name: str, who: tuple[Actor, str] | None, status: i
     flash = read_flash(request)
     values = {"actor": actor, "csrf": who[1] if who else "",
               "admin": actor is not None and may(actor, Action.PROVISION),
-              "ok": flash.get("ok"), "error": flash.get("error"), **context}
+              "ok": flash.get("ok"), "error": flash.get("error"), "kept": flash.get("kept", {}), **context}
     response = templates().TemplateResponse(request, name, values, status_code=status)
     if FLASH_COOKIE in request.cookies:
         response.delete_cookie(FLASH_COOKIE)
     return response
 
 
-def read_flash(request: Request) -> dict[str, str]:
+def read_flash(request: Request) -> dict[str, Any]:
+    """The last form's outcome: "ok" and "error" texts, and "kept", the form's values to show again."""
     try:
         found = json.loads(unquote(request.cookies.get(FLASH_COOKIE, "") or "{}"))
     except ValueError:
         return {}
     if not isinstance(found, dict):
         return {}
-    return {k: str(v)[:FLASH_LIMIT] for k, v in found.items() if k in ("ok", "error")}
+    flash: dict[str, Any] = {k: str(v)[:FLASH_LIMIT] for k, v in found.items() if k in ("ok", "error")}
+    kept = found.get("kept")
+    if isinstance(kept, dict):
+        flash["kept"] = {str(k)[:PREFILL_LIMIT]: str(v)[:FLASH_LIMIT] for k, v in kept.items()}
+    return flash
 
 
-def back(path: str, *, ok: str | None = None, error: str | None = None) -> RedirectResponse:
-    """Redirect after a form; the outcome travels in a short-lived cookie the server sets, so a link can
-    neither forge the console's messages nor make the Location header long."""
+def back(path: str, *, ok: str | None = None, error: str | None = None,
+         kept: dict[str, str] | None = None) -> RedirectResponse:
+    """Redirect after a form; the outcome (and the values to show again in the form, ``kept``: never a
+    secret) travels in a short-lived cookie the server sets, so a link can neither forge the console's
+    messages nor make the Location header long."""
     response = RedirectResponse(path, status_code=303)
-    outcome = {k: v[:FLASH_LIMIT] for k, v in (("ok", ok), ("error", error)) if v}
+    outcome: dict[str, Any] = {k: v[:FLASH_LIMIT] for k, v in (("ok", ok), ("error", error)) if v}
+    if kept:
+        outcome["kept"] = {k: v[:FLASH_LIMIT] for k, v in kept.items()}
     response.set_cookie(FLASH_COOKIE, quote(json.dumps(outcome)), max_age=60, httponly=True, samesite="strict")
     return response
 
@@ -124,17 +134,35 @@ def error_page(request: Request, exc: BinderyError, status: int) -> Response:
         who = None if isinstance(exc, DatabaseUnavailable) else current(request)
     except DatabaseUnavailable:
         who = None
-    return render(request, "error.html", who, status=status, message=str(exc)[:FLASH_LIMIT])
+    return render(request, "error.html", who, status=status, code=status, message=str(exc)[:FLASH_LIMIT])
 
 
 def safe_next(target: str | None) -> str:
-    return target if target and target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+    """Where to go after logging in: a path of this site, or "/". Browsers drop tabs and newlines from a URL
+    and read a backslash as a slash, so any of those (or another control character) is refused too."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return "/" if any(ord(c) < 0x21 or ord(c) == 0x7f for c in target) else target
+
+
+def bid_to_bind(target: str) -> str | None:
+    """The BID of a bind link (typed, or a reel's QR code: ``/bind?bid=D001``, ``/cloud-id?groupId=D001``)."""
+    parts = urlsplit(target)
+    if parts.path not in ("/bind", "/cloud-id"):
+        return None
+    query = parse_qs(parts.query)
+    found = next((query[key][0].strip() for key in binding.QR_KEYS if query.get(key)), "")
+    return found[:PREFILL_LIMIT] or None
+
+
+def login_context(next_path: str) -> dict[str, Any]:
+    return {"next": next_path, "binding": bid_to_bind(next_path)}
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", None, next=safe_next(next), login_csrf=token)
+    response = render(request, "login.html", None, login_csrf=token, **login_context(safe_next(next)))
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="lax", secure=request.url.scheme == "https",
                         max_age=3600)
     return response
@@ -158,8 +186,8 @@ def login(request: Request, email: Annotated[str, Form(max_length=320)],
         if isinstance(exc, NotAuthenticated):  # audited in its own transaction
             with session_scope(settings) as session:
                 record_login_failure(session=session, email=email)
-        return render(request, "login.html", None, status=api_status(exc), next=safe_next(next),
-                      login_csrf=csrf_token, error=str(exc), email=email)
+        return render(request, "login.html", None, status=api_status(exc), login_csrf=csrf_token, error=str(exc),
+                      email=email, **login_context(safe_next(next)))
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=request.url.scheme == "https",
                         max_age=12 * 3600)
@@ -218,8 +246,11 @@ def bind(request: Request, bid: Annotated[str, Form(max_length=200)] = "",
     try:
         done = services.bind_batch(deps.settings_of(request), deps.jobs_of(request), actor, bid.strip(), None,
                                    cloud_api or None)
+    except NotFound as exc:
+        return back("/bind", kept={"bid": bid}, error=f"{exc}: check the BID against the reel's label (or scan "
+                    "its QR code again); if it is right, ask an admin to import the reel's file first")
     except BinderyError as exc:
-        return back("/bind", error=str(exc))
+        return back("/bind", kept={"bid": bid}, error=str(exc))
     message = (f"batch {done['bid']} was already bound to your account" if done["already_bound"]
                else f"bound batch {done['bid']} ({done['devices']} devices) to {actor.account_name}")
     if done["job"]:

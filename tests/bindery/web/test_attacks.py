@@ -322,7 +322,8 @@ def test_logout_ends_the_session_on_the_server(console: Console) -> None:
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"])
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x",
+                                    "/\t/evil.example", "/\n/evil.example", " //evil.example"])
 def test_login_never_redirects_off_site(console: Console, target: str) -> None:
     with httpx.Client(base_url=console.url, timeout=30) as browser:
         token = csrf(browser.get("/login", params={"next": target}))
