@@ -65,6 +65,8 @@ def shown_problems(page: Page, phone: bool) -> list[str]:
     """What is wrong with what the page shows: no visible heading and content, or on a phone neither its own
     content nor the desktop note (with its link to binding), or content wider than the phone."""
     note, problems = page.locator("#desktop-note"), []
+    if page.locator("main").count() != 1:
+        return ["not a page of the console (no <main>): a part of a page or a file belongs in FRAGMENTS or DOWNLOADS"]
     if phone and note.count() and note.is_visible():
         if not note.get_by_role("link", name="Bind a product batch").is_visible():
             problems.append("the desktop note has no link to bind")

@@ -32,6 +32,8 @@ from tests.support.world import ADMIN, MEMBER
 ON_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 LOGGED_OUT = {"/login"}  # shown to a visitor without a session
 DOWNLOADS = {"/batches/{bid}/manifest.csv"}  # GET routes that answer a file, not a page
+FRAGMENTS = {"/live/batches", "/batches/{bid}/live"}  # parts of a page htmx fetches: checked inside their page
+QUERIES = {"/batches/{bid}/deprovision": "?cloud_api={cloud_api}"}  # pages that ask about one target
 SEED_BID, SEED_API = "W001", "lab"
 
 
@@ -80,7 +82,7 @@ def test_every_page_shows_its_content_or_the_desktop_note_and_passes_axe(seeded:
     url, source = seeded.console.url, axe_source()
     routes = page_routes(create_app(get_settings()))
     assert {"/", "/bind", "/batches/{bid}", "/login"} <= set(routes), routes
-    pages = [r for r in routes if r not in DOWNLOADS]
+    pages = [r for r in routes if r not in DOWNLOADS | FRAGMENTS]
     problems: list[str] = []
     for viewport in (DESKTOP, PHONE):
         phone = viewport == PHONE
@@ -88,7 +90,7 @@ def test_every_page_shows_its_content_or_the_desktop_note_and_passes_axe(seeded:
             anonymous = browser.new_context(viewport=viewport, bypass_csp=True)
             for route in [*pages, "/batches/NOPE"]:  # the last: the error page
                 page = (anonymous if route in LOGGED_OUT else context).new_page()
-                answer = page.goto(url + fill(route, seeded.values))
+                answer = page.goto(url + fill(route + QUERIES.get(route, ""), seeded.values))
                 status = answer.status if answer else 0
                 where = f"{route} at {viewport['width']}px"
                 if status != (404 if route == "/batches/NOPE" else 200):
@@ -97,10 +99,12 @@ def test_every_page_shows_its_content_or_the_desktop_note_and_passes_axe(seeded:
                 problems += [f"{where}: {v}" for v in serious_violations(page, source)]
                 page.close()
             anonymous.close()
-            for route in DOWNLOADS:  # left out of the pages: each must really answer a file
-                download = context.request.get(url + fill(route, seeded.values))
-                if download.status != 200 or "text/html" in download.headers["content-type"]:
-                    problems.append(f"{route}: HTTP {download.status} {download.headers['content-type']}, not a file")
+            for route in DOWNLOADS | FRAGMENTS:  # left out of the pages: each must really be a file or a part
+                got = context.request.get(url + fill(route, seeded.values))
+                html = "text/html" in got.headers["content-type"]
+                if got.status != 200 or html != (route in FRAGMENTS) or "<main" in got.text():
+                    problems.append(f"{route}: HTTP {got.status} {got.headers['content-type']}, not a "
+                                    + ("page's part" if route in FRAGMENTS else "file"))
     assert not problems, "\n".join(problems)
 
 
