@@ -100,7 +100,8 @@ def test_every_page_shows_its_content_or_the_desktop_note_and_passes_axe(seeded:
                 page.close()
             anonymous.close()
             for route in DOWNLOADS | FRAGMENTS:  # left out of the pages: each must really be a file or a part
-                got = context.request.get(url + fill(route, seeded.values))
+                got = context.request.get(url + fill(route, seeded.values),
+                                          headers={"HX-Request": "true"} if route in FRAGMENTS else None)
                 html = "text/html" in got.headers["content-type"]
                 if got.status != 200 or html != (route in FRAGMENTS) or "<main" in got.text():
                     problems.append(f"{route}: HTTP {got.status} {got.headers['content-type']}, not a "
