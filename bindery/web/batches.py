@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from bindery import binding, runs
@@ -46,13 +46,6 @@ def fragment(request: Request, name: str, who: tuple[Actor, str], **context: Any
     actor = who[0]
     return templates().TemplateResponse(request, name, {
         "actor": actor, "csrf": who[1], "admin": may(actor, Action.PROVISION), **context})
-
-
-def not_polled(request: Request, page: str) -> Response | None:
-    """A fragment URL opened as a page (not htmx's poll): the whole page it belongs to instead."""
-    if request.headers.get("HX-Request") == "true":
-        return None
-    return RedirectResponse(page, status_code=303)
 
 
 def session_ended() -> Response:
@@ -92,8 +85,6 @@ def batches_page(request: Request, q: Annotated[str, Query(max_length=200)] = ""
 
 @router.get("/live/batches", response_class=HTMLResponse)
 def batches_live(request: Request, q: Annotated[str, Query(max_length=200)] = "") -> Response:
-    if (whole := not_polled(request, "/?" + urlencode({"q": q}) if q else "/")) is not None:
-        return whole
     try:
         who = signed_in(request)
     except NotAuthenticated:
@@ -162,9 +153,6 @@ def batch_live(request: Request, bid: str, cloud_api: Annotated[str, Query(max_l
                watch: Annotated[str, Query(max_length=400)] = "") -> Response:
     """The batch page's live part: what runs now and how far it got, what just ended, the counts; with
     the device and run lists too (swapped out of band) while they change."""
-    kept = {k: v for k, v in (("cloud_api", cloud_api), ("status", status), ("q", q), ("start", start)) if v}
-    if (whole := not_polled(request, batch_path(bid) + (f"?{urlencode(kept)}" if kept else ""))) is not None:
-        return whole
     try:
         who = signed_in(request)
     except NotAuthenticated:

@@ -65,9 +65,6 @@ def test_a_run_started_outside_the_console_shows_with_progress_then_outcome(cons
             assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in whole, "live without script too"
             assert '<script src="/static/htmx.min.js" defer></script>' in whole and "<script>" not in whole
             assert member.get("/static/htmx.min.js").text.startswith("var htmx=function()")
-            opened = member.get("/batches/W001/live", params={"status": "failed"})
-            assert opened.status_code == 303 and opened.headers["location"] == "/batches/W001?status=failed", \
-                "a fragment opened as a page is its page"
             slow.gate.let_through(2)
             run.join(60)
             ended = member.get("/batches/W001/live", params={"watch": run_id.group(1)}, headers=POLL).text
