@@ -18,6 +18,32 @@ class BadInput(BinderyError):
     exit_code = 2
 
 
+class FieldError(BadInput):
+    """A bad value of one named option, said once and shown in each surface's words: the CLI names the
+    flag (``--region: 'moon' is not an AWS region``), a page the field's label, next to the field.
+    ``problem`` follows the name (after ": " when ``joined``; alone when not ``named``: a positional
+    argument has no flag); a ``fix`` differs by surface."""
+
+    def __init__(self, field: str, problem: str, *, joined: bool = True, named: bool = True, cli_fix: str = "",
+                 web_fix: str = ""):
+        self.field, self.problem, self.joined, self.named = field, problem, joined, named
+        self.cli_fix, self.web_fix = cli_fix, web_fix
+        super().__init__(self.said(flag(field), cli_fix))
+
+    def said(self, name: str, fix: str = "") -> str:
+        said = f"{name}{': ' if self.joined else ' '}{self.problem}" if self.named else self.problem
+        return said + (f"; {fix}" if fix else "")
+
+    def on_page(self, label: str) -> str:
+        """The message as a form shows it, under the field labelled ``label``."""
+        return self.said(label, self.web_fix)
+
+
+def flag(field: str) -> str:
+    """The CLI flag of an option: ``chunk_size`` is ``--chunk-size``."""
+    return f"--{field.replace('_', '-')}"
+
+
 class NotFound(BadInput):
     """An unknown name. Also used for things that exist but belong to someone else."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -20,60 +21,47 @@ from bindery.cli.common import (
 )
 from bindery.clouds import config
 from bindery.clouds.connectors import check_on_add
+from bindery.clouds.kinds import kinds, spec_of, specs
+from bindery.clouds.spec import CloudApiOptions, form_fields
 from bindery.clouds.tokens import jwks, signing_key
 from bindery.clouds.urls import deferred_to_proxy
 from bindery.db import session_scope
-from bindery.errors import BadInput
+from bindery.errors import BadInput, flag
 from bindery.settings import get_settings
 
 cloud_app = typer.Typer(help="Product Cloud APIs of your account (admins).", no_args_is_help=True)
 keys_app = typer.Typer(help="Bindery's interop signing key.", no_args_is_help=True)
 
-Opt = Annotated[str | None, typer.Option()]
+def _kind_options() -> list[inspect.Parameter]:
+    """One --option per option name of any kind, its help naming the kinds that take it (read from the
+    specs: a new kind's options appear here without a line of this module)."""
+    helps: dict[str, list[str]] = {}
+    secret: set[str] = set()
+    for spec in specs():
+        for field in spec.fields:
+            if field.advanced:
+                continue
+            helps.setdefault(field.name, []).append(f"{spec.kind}: {field.help}")
+            if field.secret:
+                secret.add(field.name)
+    parameters = []
+    for name, texts in helps.items():
+        text = " ".join(texts) + (" Give it as @FILE or env:NAME to keep it off the command line." if name in secret
+                                  else "")
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+            str | None, typer.Option(f"--{name.replace('_', '-')}", help=text)]))
+    for field in form_fields(CloudApiOptions):
+        parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=Annotated[str | None, typer.Option(help=field.help)]))
+    return parameters
 
 
 def _cloud_api_command(adding: bool) -> Callable[..., None]:
     """`cloud-api add` and `cloud-api update` take the same options; update changes only those given."""
 
-    def command(
-        name: str,
-        kind: Annotated[str | None, typer.Option(help=f"add: one of {', '.join(config.KINDS)}.")] = None,
-        user: UserOption = None,
-        account_id: Annotated[str | None, typer.Option(help="aws: 12-digit AWS account ID (JWT audience).")] = None,
-        gateway_id: Annotated[str | None, typer.Option(help="aws: API Gateway ID.")] = None,
-        region: Annotated[str | None, typer.Option(help="aws, aws-iot: AWS region.")] = None,
-        stage: Annotated[str | None, typer.Option(help="aws: API Gateway stage ($default: an HTTP API).")] = None,
-        interop_url: Annotated[str | None, typer.Option(help="azure: https URL of the interop receiver.")] = None,
-        subscription_id: Annotated[str | None, typer.Option(help="azure: subscription UUID (JWT audience).")] = None,
-        type_: Annotated[str | None, typer.Option("--type", help="other: AWS, Azure or private cloud.")] = None,
-        credentials: Annotated[str | None, typer.Option(help="other: username:password, @FILE or env:NAME.")] = None,
-        url: Annotated[str | None, typer.Option(help="other: https URL (plain http only to loopback); aws: any "
-                                                     "https URL instead of gateway/region/stage.")] = None,
-        policy: Annotated[str | None, typer.Option(help="aws-iot: IoT policy to attach.")] = None,
-        thing_prefix: Annotated[str | None, typer.Option(help="aws-iot: prefix of thing names.")] = None,
-        thing_type: Annotated[str | None, typer.Option(help="aws-iot: thing type.")] = None,
-        thing_group: Annotated[str | None, typer.Option(help="aws-iot: thing group.")] = None,
-        role_arn: Annotated[str | None, typer.Option(help="aws-iot: role to assume in the target account.")] = None,
-        endpoint_url: Annotated[str | None, typer.Option(help="aws-iot: private endpoint (or a test server).")] = None,
-        connection_string: Annotated[str | None, typer.Option(
-            help="azure-iot-hub: service connection string, @FILE or env:NAME.")] = None,
-        quota: Annotated[str | None, typer.Option(
-            help="Rate per second when the provider's quota was raised (default: the published quota).")] = None,
-        pace: Annotated[str | None, typer.Option(
-            help="Fraction of the quota to pace at (default 0.97; throttling slows it down for a while).")] = None,
-        chunk_size: Annotated[str | None, typer.Option(
-            help="Most devices per request or chunk (interop kinds size requests to the time budget below it).")
-        ] = None,
-        timeout: Annotated[str | None, typer.Option(help="Seconds before a request to the target times out.")] = None,
-        no_check: Annotated[bool, typer.Option("--no-check", help="Do not contact the target now.")] = False,
-    ) -> None:
+    def command(name: str, kind: str | None = None, user: str | None = None, no_check: bool = False,
+                **given: str | None) -> None:
         settings = get_settings()
-        options = {"account_id": account_id, "gateway_id": gateway_id, "region": region, "stage": stage,
-                   "interop_url": interop_url, "subscription_id": subscription_id, "type": type_,
-                   "url": url, "policy": policy, "thing_prefix": thing_prefix,
-                   "thing_type": thing_type, "thing_group": thing_group, "role_arn": role_arn,
-                   "endpoint_url": endpoint_url, "quota": quota, "pace": pace, "chunk_size": chunk_size,
-                   "timeout": timeout}
         with session_scope(settings) as session:
             actor = acting(session, user)
             if not adding:
@@ -82,8 +70,10 @@ def _cloud_api_command(adding: bool) -> Callable[..., None]:
                 kind = config.get_cloud_api(session=session, actor=actor, name=name).kind
             if kind is None:
                 raise BadInput("--kind is required")
-            raw = config.pick_secret(kind, {"credentials": credentials, "connection_string": connection_string})
-            secret = secret_argument(raw, f"--{config.SECRET_OPTIONS[kind].replace('_', '-')}") if raw else None
+            secrets = {f.name for spec in specs() for f in spec.fields if f.secret}
+            raw = config.pick_secret(kind, {k: v for k, v in given.items() if k in secrets})
+            secret = secret_argument(raw, flag(spec_of(kind).secret or "")) if raw else None
+            options = {k: v for k, v in given.items() if k not in secrets}
             check = None if no_check else check_on_add(session=session, settings=settings, name=name)
             change = config.add_cloud_api if adding else config.update_cloud_api
             api = change(session=session, settings=settings, actor=actor, name=name,
@@ -95,6 +85,16 @@ def _cloud_api_command(adding: bool) -> Callable[..., None]:
         if deferred:
             console_err().print(f"note: {deferred}")
 
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+        inspect.Parameter("kind", keyword, default=None, annotation=Annotated[str | None, typer.Option(
+            help=f"add: one of {', '.join(kinds())}.")]),
+        inspect.Parameter("user", keyword, default=None, annotation=UserOption),
+        *_kind_options(),
+        inspect.Parameter("no_check", keyword, default=False, annotation=Annotated[bool, typer.Option(
+            "--no-check", help="Do not contact the target now.")]),
+    ])
     return command
 
 
@@ -113,8 +113,7 @@ def list_(user: UserOption = None, as_json: JsonOption = False) -> None:
         print_json(rows)
     else:
         print_table("Product Cloud APIs", ["name", "kind", "target", "created by"],
-                    [[r["name"], r["kind"], r.get("url") or r.get("host_name") or r.get("region"), r["created_by"]]
-                     for r in rows])
+                    [[r["name"], r["kind"], spec_of(r["kind"]).target_of(r), r["created_by"]] for r in rows])
 
 
 @cloud_app.command("show")

@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import botocore.exceptions as boto_errors
-from botocore.parsers import ResponseParserError
 
-from bindery.clouds.aws_pipeline import Pace, Pipeline, pipeline_for, release_pipeline
+from bindery.clouds.aws_errors import map_error, throttled
+from bindery.clouds.aws_pipeline import Pipeline, pipeline_for, release_pipeline
 from bindery.clouds.base import (
     Confirmed,
     ConnectorError,
@@ -32,21 +32,13 @@ from bindery.clouds.base import (
     DeviceResult,
     Holding,
     Outcome,
+    Pacer,
     Permanent,
     ProvisionedDevice,
-    Transient,
     failed,
 )
 
-TRANSIENT_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-                   "ServiceUnavailableException", "InternalFailureException", "InternalServerException",
-                   "RequestTimeout", "RequestTimeoutException"}
 THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
-TRANSPORT_ERRORS = (boto_errors.EndpointConnectionError, boto_errors.ConnectTimeoutError,
-                    boto_errors.ReadTimeoutError, boto_errors.ConnectionClosedError,
-                    boto_errors.ProxyConnectionError)
-
-
 def thing_name(prefix: str, device_id: str) -> str:
     """prefix + device_id when valid for AWS; otherwise invalid characters replaced and a short hash
     of the original appended, so two device ids never share a thing."""
@@ -58,46 +50,8 @@ def thing_name(prefix: str, device_id: str) -> str:
     return f"{clean}-{digest}"
 
 
-def map_error(exc: Exception, call: str) -> ConnectorError:
-    """botocore's errors into Bindery's tree, at this boundary only."""
-    if isinstance(exc, boto_errors.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
-        message = f"{call}: {code or status}: {str(error.get('Message', ''))[:200]}"
-        retry_after = _seconds(headers.get("retry-after"))
-        if code in TRANSIENT_CODES or status == 429 or status >= 500:
-            return Transient(message, retry_after)
-        return Permanent(message)
-    if isinstance(exc, TRANSPORT_ERRORS):
-        return Transient(f"{call}: {exc.__class__.__name__}")
-    if isinstance(exc, ResponseParserError | KeyError | TypeError):
-        return Permanent(f"{call}: malformed response from AWS IoT")
-    if isinstance(exc, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError):
-        return Permanent(f"{call}: no AWS credentials in the standard chain")
-    if isinstance(exc, boto_errors.BotoCoreError):
-        return Permanent(f"{call}: {exc.__class__.__name__}")
-    raise exc
-
-
-def throttled(exc: Exception) -> bool:
-    if not isinstance(exc, boto_errors.ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return code in ("ThrottlingException", "Throttling", "TooManyRequestsException") or status == 429
-
-
 THROTTLED_ATTEMPTS = 5  # a call throttled this often fails the device (transient: the chunk retries it)
 CONFIRM_EVERY = 10  # devices recorded per transaction while a chunk is in flight
-
-
-def _seconds(value: Any) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 class AwsIotConnector:
@@ -105,13 +59,18 @@ class AwsIotConnector:
     up to the gate); ``pacer`` is taken before every RegisterCertificateWithoutCA, the call whose quota
     binds, so the rate limit holds per call rather than per chunk."""
 
-    def __init__(self, options: dict[str, str], *, timeout: float, parallel: int = 128, pacer: Pace | None = None):
+    def __init__(self, options: dict[str, str], *, timeout: float, parallel: int = 128, pacer: Pacer | None = None):
         self.options = options
         self.timeout = timeout
         self.parallel = parallel
         self.pacer = pacer
         self._pipeline: Pipeline | None = None
         self._endpoint: str | None = None
+        self.request_sizes: list[int] = []
+
+    def pace(self, pacer: Pacer) -> None:
+        """Taken before every RegisterCertificateWithoutCA (the call whose quota binds)."""
+        self.pacer = pacer
 
     @property
     def pipeline(self) -> Pipeline:

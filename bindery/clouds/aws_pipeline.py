@@ -11,25 +11,14 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from bindery.clouds.aws_errors import map_error
+from bindery.clouds.base import Pacer
 from bindery.clouds.inflight import Gate, LittlesLaw, Spacing
-
-
-class Pace(Protocol):
-    """The target's pacer as the connector sees it (bindery.provisioning.quota)."""
-
-    def acquire(self, tokens: float = 1.0) -> float: ...
-
-    def throttled(self) -> None: ...
-
-    def current_rate(self) -> float: ...
-
-    def follower(self, call: str) -> Pace | None: ...
-
 
 REGISTER = "RegisterCertificateWithoutCA"
 PER_DEVICE_CALLS = ("RegisterCertificateWithoutCA", "CreateThing", "AttachPolicy", "AttachThingPrincipal",
@@ -60,7 +49,7 @@ class Pipeline:
         self.law = LittlesLaw(lambda: self.rate, maximum)
         self.gate = Gate(self.law.limit)
         self.spacing: dict[str, Spacing] = {name: Spacing() for name in PER_DEVICE_CALLS}
-        self.pacer: Pace | None = None
+        self.pacer: Pacer | None = None
         self.idle: list[Any] = []
         self.made = 0  # clients made for devices in flight (idle or held)
         self.created = time.monotonic()
@@ -142,8 +131,6 @@ class Pipeline:
         try:
             creds = sts.assume_role(RoleArn=self.options["role_arn"], RoleSessionName="bindery")["Credentials"]
         except Exception as exc:
-            from bindery.clouds.aws_iot import map_error
-
             raise map_error(exc, "AssumeRole") from None
         return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"],
                                      aws_secret_access_key=creds["SecretAccessKey"],

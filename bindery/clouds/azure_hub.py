@@ -22,14 +22,14 @@ from bindery.clouds.base import (
     DeviceResult,
     Holding,
     Outcome,
+    Pacer,
     Permanent,
     ProvisionedDevice,
     Transient,
     failed,
 )
-from bindery.clouds.config import parse_connection_string
+from bindery.clouds.kinds.azure_iot_hub import BULK_LIMIT, parse_connection_string
 
-BULK_LIMIT = 100
 ALREADY_EXISTS = {"DeviceAlreadyExists", "409001"}
 TRANSIENT_CODES = ("Throttl", "ServerBusy", "InternalServerError", "ServiceUnavailable", "429", "500", "503")
 T = TypeVar("T")
@@ -66,6 +66,10 @@ class AzureHubConnector:
         self._connection_string = connection_string
         self.timeout = timeout
         self._registry = registry
+        self.request_sizes: list[int] = []
+
+    def pace(self, pacer: Pacer) -> None:
+        """The run takes one token per device up front (the hub's quota counts registry operations)."""
 
     @property
     def registry(self) -> Any:

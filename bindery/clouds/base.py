@@ -103,8 +103,43 @@ Confirmed = Callable[[Sequence[DeviceResult]], None]
 request of the chunk goes out: the run records them, so a crash re-sends at most the requests in flight."""
 
 
+class Pacer(Protocol):
+    """The pace of one target's calls, shared by every chunk in flight (``bindery.provisioning.quota`` makes
+    them): the run takes a kind's up-front tokens from it, and a connector that paces each call itself
+    (``KindSpec.quota.tokens`` of 0) takes its own."""
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        """Block until the call may go; returns the seconds waited."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller back (a Retry-After from the target)."""
+
+    def throttled(self) -> None:
+        """A call was throttled: slow down for a while (AIMD)."""
+
+    def current_rate(self) -> float:
+        """Calls per second right now."""
+        ...
+
+    def follower(self, call: str) -> Pacer | None:
+        """The shared pace of another call of the same target (aws-iot's calls after the registration)
+        while other processes share this target's pace; None while this process is alone, when
+        spacing them in the process is enough."""
+        ...
+
+
 class Connector(Protocol):
-    """Provisions chunks of devices into one Product Cloud API."""
+    """Provisions chunks of devices into one Product Cloud API. Everything the run uses of a connector is
+    here: the run never sets or reads anything else on it."""
+
+    @property
+    def request_sizes(self) -> Sequence[int]:
+        """Certificates per request sent so far, for kinds that size their requests (empty otherwise)."""
+        ...
+
+    def pace(self, pacer: Pacer) -> None:
+        """The target's pacer, given before each chunk; a kind whose run takes its tokens up front ignores it."""
 
     def check(self) -> None:
         """Raise ConnectorError when the target is unreachable or speaks another protocol."""

@@ -8,36 +8,18 @@ from sqlmodel import Session
 
 from bindery.clouds.base import Connector, ConnectorError
 from bindery.clouds.config import secret_of, settings_of
-from bindery.clouds.interop import InteropConnector, basic, bearer
-from bindery.clouds.tokens import signing_key
+from bindery.clouds.kinds import spec_of
+from bindery.clouds.spec import Target
 from bindery.errors import BinderyError
 from bindery.models.clouds import CloudApi
 from bindery.settings import Settings
 
-INTEROP_KINDS = ("aws", "azure", "other")
-
 
 def connector_for(*, session: Session, settings: Settings, api: CloudApi) -> Connector:
-    options = settings_of(api)
-    timeout = float(options.get("timeout") or settings.http_timeout)
-    if api.kind in INTEROP_KINDS:
-        if api.kind == "other":
-            auth = basic(secret_of(settings, api) or "")
-        else:
-            signer = signing_key(session=session, settings=settings)
-            audience = options["audience"]
-            auth = bearer(lambda: signer.token(audience))
-        return InteropConnector(options["url"], auth, timeout=timeout, allow_private=settings.allow_private_targets,
-                                max_request=int(options.get("chunk_size") or settings.provision_chunk_size))
-    if api.kind == "aws-iot":
-        from bindery.clouds.aws_iot import AwsIotConnector
-
-        return AwsIotConnector(options, timeout=timeout, parallel=settings.aws_device_concurrency)
-    if api.kind == "azure-iot-hub":
-        from bindery.clouds.azure_hub import AzureHubConnector
-
-        return AzureHubConnector(secret_of(settings, api) or "", timeout=timeout)
-    raise ValueError(f"unknown kind {api.kind}")
+    """The kind's connector (its spec's ``connect``) for one configured API."""
+    target = Target(session=session, settings=settings, name=api.name, options=settings_of(api),
+                    secret=secret_of(settings, api))
+    return spec_of(api.kind).connect(target)
 
 
 def check_on_add(*, session: Session, settings: Settings, name: str) -> Callable[[CloudApi], None]:

@@ -36,6 +36,7 @@ from bindery.clouds.base import (
     DeviceResult,
     Holding,
     Outcome,
+    Pacer,
     Permanent,
     ProvisionedDevice,
     Transient,
@@ -124,6 +125,9 @@ class InteropConnector:
         self.client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
         self.sizer = sizer_for(url, max_request, timeout)
         self.request_sizes: list[int] = []
+
+    def pace(self, pacer: Pacer) -> None:
+        """The run takes one token per chunk up front (the kind's quota counts requests)."""
 
     def close(self) -> None:
         self.client.close()

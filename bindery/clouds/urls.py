@@ -7,7 +7,7 @@ import socket
 import urllib.request
 from urllib.parse import urlsplit
 
-from bindery.errors import BadInput
+from bindery.errors import FieldError
 
 
 def is_loopback_host(host: str) -> bool:
@@ -54,23 +54,26 @@ def check_url(url: str, field: str, *, allow_private: bool, allow_http_loopback:
     """Refuse URLs that are not https (http only to loopback where allowed) or that resolve to
     non-public addresses (unless BINDERY_ALLOW_PRIVATE_TARGETS=1). Behind a proxy, a name that does not
     resolve here is the proxy's to resolve: what can be checked (a literal address, a name that resolves)
-    still is."""
+    still is. ``field`` is the option's name (``url``): errors are FieldErrors."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if not host or parts.scheme not in ("https", "http"):
-        raise BadInput(f"{field}: {url!r} is not an http(s) URL")
+        raise FieldError(field, f"{url[:200]!r} is not an http(s) URL")
     if parts.scheme == "http" and not (allow_http_loopback and is_loopback_host(host)):
-        raise BadInput(f"{field}: {url!r} must use https" + (" (plain http only to loopback)"
-                                                              if allow_http_loopback else ""))
+        raise FieldError(field, f"{url[:200]!r} must use https" + (" (plain http only to loopback)"
+                                                                   if allow_http_loopback else ""))
     if parts.username or parts.password:
-        raise BadInput(f"{field}: credentials do not belong in the URL")
+        raise FieldError(field, "credentials do not belong in the URL")
     addresses = resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
     if not addresses:
         if must_resolve and proxy_for(url) is None:
-            raise BadInput(f"{field}: cannot resolve host {host} (use --no-check to store it anyway)")
+            raise FieldError(field, f"cannot resolve host {host}", cli_fix="use --no-check to store it anyway",
+                             web_fix="check the name, or untick \"Check the target now\" to store it anyway")
         return url
     for address in addresses:
         if not address.is_global and not allow_private:
-            raise BadInput(f"{field}: {host} resolves to non-public address {address}; "
-                           "set BINDERY_ALLOW_PRIVATE_TARGETS=1 for on-premise clouds")
+            raise FieldError(field, f"{host} resolves to non-public address {address}",
+                             cli_fix="set BINDERY_ALLOW_PRIVATE_TARGETS=1 for on-premise clouds",
+                             web_fix="private addresses are refused unless the server's administrator allows "
+                                     "on-premise targets")
     return url

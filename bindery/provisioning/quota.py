@@ -14,10 +14,10 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Protocol
 
 from sqlalchemy import Engine, text
 
+from bindery.clouds.base import Pacer
 from bindery.db import get_engine, through_outage
 from bindery.provisioning.ratelimit import Aimd, TokenBucket
 from bindery.settings import Settings, get_settings
@@ -29,25 +29,6 @@ BLOCK_SECONDS = 0.2
 STALE_AFTER = 0.02
 # Another process's slots seen on a target's schedule this recently: the target is shared.
 SHARED_SECONDS = 10.0
-
-
-class Pacer(Protocol):
-    def acquire(self, tokens: float = 1.0) -> float:
-        """Block until the call may go; returns the seconds waited."""
-
-    def pause(self, seconds: float) -> None:
-        """Hold every caller back (a Retry-After from the target)."""
-
-    def throttled(self) -> None:
-        """A call was throttled: slow down for a while (AIMD)."""
-
-    def current_rate(self) -> float:
-        """Calls per second right now."""
-
-    def follower(self, call: str) -> Pacer | None:
-        """The shared pace of another call of the same target (aws-iot's calls after the registration)
-        while other processes share this target's pace; None while this process is alone, when
-        spacing them in the process is enough."""
 
 
 class DatabaseClock:

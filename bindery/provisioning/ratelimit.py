@@ -6,12 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-# Devices (or requests, for interop) per second by kind, from the providers' published quotas:
-# AWS IoT RegisterCertificateWithoutCA 10/s (AttachPolicy 15/s, CreateThing and AttachThingPrincipal
-# 100/s follow it); IoT Hub S1 100 registry operations/min per unit; interop receivers 20 requests/s.
-DEFAULT_RATES = {"aws-iot": 10.0, "azure-iot-hub": 100 / 60, "aws": 20.0, "azure": 20.0, "other": 20.0}
-INTEROP_KINDS = ("aws", "azure", "other")
-
+from bindery.clouds.kinds import spec_of
 
 # After a throttled call the pace drops to this fraction of itself (once a second at most: a burst of
 # throttles is one signal), never below FLOOR of the target, and creeps back by RECOVERY of the target
@@ -111,17 +106,12 @@ DEFAULT_PACE = 0.97
 
 
 def rate_for(kind: str, quota: str | None, pace: str | None = None) -> float:
-    """The pace for a target: its quota (published default, or the Cloud API's raised one) times the
-    Cloud API's ``--pace`` (default 97 %)."""
-    return (float(quota) if quota else DEFAULT_RATES[kind]) * (float(pace) if pace else DEFAULT_PACE)
-
-
-PACED_KINDS = ("aws-iot",)
+    """The pace for a target: its quota (the kind's published default, or the Cloud API's raised one) times
+    the Cloud API's ``--pace`` (default 97 %)."""
+    return (float(quota) if quota else spec_of(kind).quota.rate) * (float(pace) if pace else DEFAULT_PACE)
 
 
 def cost(kind: str, devices: int) -> float:
-    """Tokens a chunk takes up front: one request for interop kinds, one per device for IoT Hub's bulk
-    call; none for aws-iot, whose connector takes one per device itself, before each call that counts."""
-    if kind in PACED_KINDS:
-        return 0.0
-    return 1.0 if kind in INTEROP_KINDS else float(devices)
+    """Tokens the run takes for a chunk before the connector has it, as the kind's quota counts them (none
+    for a kind whose connector paces each call itself)."""
+    return float(spec_of(kind).quota.tokens(devices))

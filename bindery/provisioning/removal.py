@@ -16,7 +16,8 @@ from bindery import audit, recovery, runs
 from bindery.access import Action, actor_for, owned_batch
 from bindery.clouds.base import ConnectorError, Outcome, ProvisionedDevice
 from bindery.clouds.config import get_cloud_api, settings_of
-from bindery.clouds.connectors import INTEROP_KINDS, connector_for
+from bindery.clouds.connectors import connector_for
+from bindery.clouds.kinds import spec_of
 from bindery.db import get_engine, session_scope
 from bindery.errors import BadInput
 from bindery.models.catalog import Device
@@ -63,9 +64,9 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
         assert batch.id is not None and api.id is not None
         batch_id, api_id, kind, email = batch.id, api.id, api.kind, actor.email
         rate = rate_for(kind, settings_of(api).get("quota"), settings_of(api).get("pace"))
-    if kind in INTEROP_KINDS and not forget:
-        raise BadInput(f"{cloud_api} speaks the interop protocol, which has no removal: remove the devices in the "
-                       "Product Cloud, then run deprovision again with --forget to mark Bindery's records removed")
+    removal = spec_of(kind).removal
+    if not removal.supported and not forget:
+        raise BadInput(removal.refusal.replace("{name}", cloud_api))
     holder = lease.new_holder(origin.flow_run_id)
     with Session(get_engine(settings)) as session:
         lease.acquire(session=session, batch_id=batch_id, api_id=api_id, holder=holder, seconds=settings.lease_seconds,

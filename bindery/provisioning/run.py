@@ -23,18 +23,17 @@ from bindery.access import Action, Actor, actor_for, owned_batch
 from bindery.clouds.base import Connector, ConnectorError, DeviceCert, DeviceResult, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
+from bindery.clouds.kinds import spec_of
 from bindery.db import get_engine, session_scope, through_outage
 from bindery.errors import BadInput, BinderyError
 from bindery.models.accounts import Binding
 from bindery.models.clouds import CloudApi
 from bindery.provisioning import lease, records, shards
 from bindery.provisioning.quota import pacer_for
-from bindery.provisioning.ratelimit import PACED_KINDS, cost, rate_for
+from bindery.provisioning.ratelimit import cost, rate_for
 from bindery.settings import Settings
 
 T = TypeVar("T")
-
-HUB_BULK_LIMIT = 100
 
 
 class ShardLost(BinderyError):
@@ -114,9 +113,8 @@ def resolve_target(*, session: Session, actor: Actor, binding: Binding, cloud_ap
 
 
 def chunk_size(settings: Settings, plan: RunPlan) -> int:
-    """Devices per chunk (one task): the Cloud API's --chunk-size, else the setting; at most IoT Hub's bulk limit."""
-    size = plan.chunk_limit or settings.provision_chunk_size
-    return min(size, HUB_BULK_LIMIT) if plan.kind == "azure-iot-hub" else size
+    """Devices per chunk (one task): the Cloud API's --chunk-size, else the setting; at most the kind's limit."""
+    return spec_of(plan.kind).chunk_size(plan.chunk_limit or settings.provision_chunk_size)
 
 
 @dataclass(frozen=True)
@@ -245,11 +243,10 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
             recorded.update(r.device_id for r in done)
 
     connector = in_transaction(settings, prepare)
-    if plan.kind in PACED_KINDS:
-        connector.pacer = bucket  # type: ignore[attr-defined]
+    connector.pace(bucket)
     try:
         results = connector.provision([cert for _, cert in devices], confirmed=confirmed)
-        sizes = list(getattr(connector, "request_sizes", []))
+        sizes = list(connector.request_sizes)
     except ConnectorError as exc:
         error, error_class = str(exc), "transient" if exc.transient else "permanent"
         in_transaction(settings, lambda session: records.record_chunk_error(

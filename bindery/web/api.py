@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from bindery import binding
 from bindery.access import Action, require
 from bindery.clouds import config
-from bindery.errors import BadInput
 from bindery.models.accounts import BindingPublic, UserPublic
 from bindery.models.clouds import CloudApiPublic
 from bindery.models.provisioning import AccountSettingsPublic
 from bindery.provisioning import service
-from bindery.secrets import Secret
-from bindery.web import services
+from bindery.web import cloudapis, services
 from bindery.web.deps import ActorDep, JobsDep, SessionDep, SettingsDep, api_actor, bearer, jobs_of, settings_of
 from bindery.web.schemas import ERRORS, BindResultPublic, DevicePagePublic, JobPublic, JobStatusPublic
 
 __all__ = ["ActorDep", "api_actor", "bearer", "jobs_of", "router", "settings_of"]
 
 router = APIRouter(prefix="/api", tags=["api"], responses=ERRORS)
-SECRET_FIELDS = ("credentials", "connection_string")
 
 
 class BindRequest(BaseModel):
@@ -53,46 +50,12 @@ class AutoProvisionRequest(BaseModel):
     cloud_api: str | None = Field(default=None, max_length=200)
 
 
-class CloudApiRequest(BaseModel):
-    name: str = Field(max_length=200)
-    kind: Literal["aws", "azure", "other", "aws-iot", "azure-iot-hub"]
-    account_id: str | None = Field(default=None, max_length=200)
-    gateway_id: str | None = Field(default=None, max_length=200)
-    region: str | None = Field(default=None, max_length=200)
-    stage: str | None = Field(default=None, max_length=200)
-    interop_url: str | None = Field(default=None, max_length=2000)
-    subscription_id: str | None = Field(default=None, max_length=200)
-    type: str | None = Field(default=None, max_length=200)
-    credentials: str | None = Field(default=None, max_length=2000, description="other: username:password")
-    url: str | None = Field(default=None, max_length=2000)
-    policy: str | None = Field(default=None, max_length=200)
-    thing_prefix: str | None = Field(default=None, max_length=200)
-    thing_type: str | None = Field(default=None, max_length=200)
-    thing_group: str | None = Field(default=None, max_length=200)
-    role_arn: str | None = Field(default=None, max_length=2000)
-    endpoint_url: str | None = Field(default=None, max_length=2000)
-    connection_string: str | None = Field(default=None, max_length=4000)
-    quota: str | None = Field(default=None, max_length=32)
-    check: bool = Field(default=True, description="contact the target before storing")
+CloudApiRequest = cloudapis.CloudApiCreate
 
 
-def cloud_api_request(fields: dict[str, Any]) -> CloudApiRequest:
+def cloud_api_request(fields: dict[str, Any]) -> BaseModel:
     """The console form's fields held to the API's own limits (one model for both)."""
-    try:
-        return CloudApiRequest.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = first["loc"][-1] if first["loc"] else "form"
-        raise BadInput(f"{field}: {first['msg']}") from None
-
-
-def cloud_api_options(kind: str, body: dict[str, Any]) -> tuple[dict[str, str | None], Secret | None]:
-    """The add form's fields as the CLI's options, and its secret taken literally: the web never reads a
-    file or a variable for a caller (" @/etc/passwd" is a password of those characters)."""
-    options = {k: (str(v) if v not in (None, "") else None) for k, v in body.items()
-               if k not in ("name", "kind", "check", *SECRET_FIELDS)}
-    raw = config.pick_secret(kind, {field: body.get(field) for field in SECRET_FIELDS})
-    return options, (Secret(str(raw)) if raw is not None else None)
+    return cloudapis.parse(fields)
 
 
 @router.get("/me", summary="The acting user")
@@ -190,11 +153,20 @@ def list_cloud_apis(session: SessionDep, actor: ActorDep) -> list[CloudApiPublic
 
 @router.post("/cloud-apis", status_code=status.HTTP_201_CREATED, summary="Add a Product Cloud API (admins)")
 def create_cloud_api(session: SessionDep, settings: SettingsDep, actor: ActorDep,
-                     body: CloudApiRequest) -> CloudApiPublic:
+                     body: cloudapis.CloudApiCreate) -> CloudApiPublic:
     require(actor, Action.CONFIGURE_CLOUD_API)
-    options, secret = cloud_api_options(body.kind, body.model_dump())
+    kind, options, secret = cloudapis.options_of(body)
     return CloudApiPublic.model_validate(
-        services.add_cloud_api(session, settings, actor, body.name, body.kind, options, secret, body.check))
+        services.add_cloud_api(session, settings, actor, body.name, kind, options, secret, body.check))
+
+
+@router.patch("/cloud-apis/{name}", summary="Change options of a Product Cloud API (admins); its records are kept")
+def update_cloud_api(session: SessionDep, settings: SettingsDep, actor: ActorDep, name: str,
+                     body: cloudapis.CloudApiUpdate) -> CloudApiPublic:
+    """Only the options given change (a secret left out is kept); ``kind`` must be the API's own."""
+    kind, options, secret = cloudapis.options_of(body)
+    return CloudApiPublic.model_validate(
+        services.update_cloud_api(session, settings, actor, name, kind, options, secret, body.check))
 
 
 @router.get("/cloud-apis/{name}", summary="One Product Cloud API, secret redacted")

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from bindery import binding, runs
 from bindery.access import Action, Actor, may
 from bindery.clouds import config
-from bindery.clouds.connectors import INTEROP_KINDS
+from bindery.clouds.kinds import spec_of
 from bindery.db import session_scope
 from bindery.errors import BinderyError
 from bindery.provisioning import devices, progress, service
@@ -220,7 +220,7 @@ def deprovision_page(request: Request, bid: str, cloud_api: Annotated[str, Query
     with session_scope(deps.settings_of(request)) as session:
         counts = {c["cloud_api"]: c for c in devices.target_counts(session=session, actor=who[0], bid=bid)}
         target = config.get_cloud_api(session=session, actor=who[0], name=cloud_api, action=Action.PROVISION)
-        interop = target.kind in INTEROP_KINDS
+        interop = not spec_of(target.kind).removal.supported
     provisioned = counts.get(target.name, {}).get("provisioned", 0)
     return render(request, "deprovision.html", who, bid=bid, path=batch_path(bid), cloud_api=target.name,
                   kind=target.kind, provisioned=provisioned, interop=interop)

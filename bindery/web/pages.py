@@ -16,10 +16,11 @@ from fastapi.templating import Jinja2Templates
 from bindery import binding
 from bindery.access import Action, Actor, may, require
 from bindery.clouds import config
+from bindery.clouds.kinds import specs
 from bindery.db import session_scope
 from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, NotFound, PermissionDenied
 from bindery.provisioning import service
-from bindery.web import api, deps, display, services
+from bindery.web import api, cloudapis, deps, display, services
 from bindery.web.credentials import (
     LoginLimits,
     NotAuthenticated,
@@ -36,18 +37,8 @@ router = APIRouter(include_in_schema=False)
 COOKIE, LOGIN_COOKIE, FLASH_COOKIE = "bindery_session", "bindery_login", "bindery_flash"
 FLASH_LIMIT = 300
 PREFILL_LIMIT = 64
-KIND_FIELDS = {
-    "other": [("type", "Type (AWS, Azure or private cloud)", "text"), ("url", "Receiver URL", "url"),
-              ("credentials", "Credentials (username:password)", "password")],
-    "aws": [("account_id", "AWS account ID (12 digits)", "text"), ("gateway_id", "API Gateway ID", "text"),
-            ("region", "Region", "text"), ("stage", "Stage", "text")],
-    "azure": [("interop_url", "Interop URL (https)", "url"), ("subscription_id", "Subscription ID (UUID)", "text")],
-    "aws-iot": [("region", "Region", "text"), ("policy", "IoT policy", "text"),
-                ("thing_prefix", "Thing prefix", "text"),
-                ("thing_type", "Thing type", "text"), ("thing_group", "Thing group", "text"),
-                ("role_arn", "Role ARN", "text"), ("endpoint_url", "Endpoint URL", "url")],
-    "azure-iot-hub": [("connection_string", "Service connection string", "password")],
-}
+KIND_FIELDS = {spec.kind: [(f.name, f.label, "password" if f.secret else "url" if f.input == "url" else "text")
+                          for f in spec.fields if not f.advanced] for spec in specs()}
 
 
 def templates() -> Jinja2Templates:
@@ -281,13 +272,14 @@ async def add_cloud_api(request: Request) -> Response:
             raise BadInput(f"kind: {kind[:40]!r} is not one of {', '.join(KIND_FIELDS)}")
         body = api.cloud_api_request({**{k: v for k, v in fields.items() if k in allowed},
                                       "check": fields.get("check", "") == "on"})
-        options, secret = api.cloud_api_options(kind, body.model_dump())
+        kind, options, secret = cloudapis.options_of(body)
         settings = deps.settings_of(request)
         with session_scope(settings) as session:
-            services.add_cloud_api(session, settings, actor, body.name, kind, options, secret, body.check)
+            services.add_cloud_api(session, settings, actor, fields['name'], kind, options, secret,
+                                   fields.get('check', '') == 'on')
     except BinderyError as exc:
         return back("/provisioning", error=str(exc))
-    return back("/provisioning", ok=f"added Product Cloud API {body.name} ({kind})")
+    return back("/provisioning", ok=f"added Product Cloud API {fields['name']} ({kind})")
 
 
 @router.post("/provisioning/cloud-apis/{name}/remove")

@@ -16,7 +16,7 @@ from bindery import binding, manifest
 from bindery.access import Action, Actor, owned_batch
 from bindery.clouds import config
 from bindery.clouds.connectors import check_on_add
-from bindery.errors import BadInput
+from bindery.errors import BadInput, FieldError
 from bindery.provisioning import service
 from bindery.secrets import Secret
 from bindery.settings import Settings
@@ -79,6 +79,20 @@ def add_cloud_api(session: Session, settings: Settings, actor: Actor, name: str,
                                check=check_on_add(session=session, settings=settings, name=name) if check else None)
     session.flush()
     return config.public_view(api)
+
+
+def update_cloud_api(session: Session, settings: Settings, actor: Actor, name: str, kind: str,
+                     options: dict[str, str | None], secret: Secret | None, check: bool) -> dict[str, Any]:
+    """Change the options given (a secret left out is kept), after contacting the target when ``check``."""
+    api = config.get_cloud_api(session=session, actor=actor, name=name)
+    if api.kind != kind:
+        raise FieldError("kind", f"cannot change ({name} is {api.kind}): remove the API and add it again",
+                         joined=False)
+    changed = config.update_cloud_api(
+        session=session, settings=settings, actor=actor, name=name, options=options, secret=secret,
+        check=check_on_add(session=session, settings=settings, name=name) if check else None)
+    session.flush()
+    return config.public_view(changed)
 
 
 def manifest_file(session: Session, settings: Settings, actor: Actor, bid: str) -> FileResponse:
