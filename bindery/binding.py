@@ -17,7 +17,7 @@ from bindery.models.accounts import Account, Binding, User
 from bindery.models.catalog import Batch
 from bindery.models.clouds import CloudApi
 from bindery.models.provisioning import ProvisioningRecord
-from bindery.provisioning.records import provisioned_by_target, warnings_by_target
+from bindery.provisioning.records import FAILED, by_target, provisioned_by_target, warnings_by_target
 from bindery.reels.base import check_bid
 
 QR_KEYS = ("bid", "groupId")
@@ -92,6 +92,7 @@ def _view(session: Session, batch: Batch, binding: Binding, bound_by: str, accou
         "bid": batch.bid, "vendor": batch.vendor, "model": batch.model, "slot": batch.slot,
         "devices": batch.device_count, "bound": binding.bound_count,
         "provisioned": provisioned_by_target(session=session, batch_id=batch.id),
+        "failed": by_target(session=session, batch_id=batch.id, status=FAILED),
         "warnings": warnings_by_target(session=session, batch_id=batch.id),
         "bound_at": binding.bound_at.isoformat(), "bound_by": bound_by, "target": target.name if target else None,
         "account": account,

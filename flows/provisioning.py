@@ -73,23 +73,26 @@ def _sharded(plan: RunPlan) -> RunReport:
 
 def _outcome(report: RunReport) -> State[Any]:
     rows = [{"target": report.cloud_api, "devices": report.devices, "provisioned": report.provisioned,
-             "already present": report.already_present, "failed": report.failed,
+             "already present": report.already_present, "failed": report.failed, "not tried": report.not_tried,
              "warnings (policy not applied)": len(report.warned), "request sizes": report.sizes_summary()}]
     artifacts.publish_table("provisioned", f"{report.bid}-{report.cloud_api}", rows,
                             description=f"Batch {report.bid} in {report.cloud_api}")
     summary = {"bid": report.bid, "cloud_api": report.cloud_api, "devices": report.devices,
-               "provisioned": report.provisioned, "failed": report.failed, "warnings": len(report.warned)}
+               "provisioned": report.provisioned, "failed": report.failed, "not_tried": report.not_tried,
+               "warnings": len(report.warned)}
     if report.warned:
         artifacts.publish_problems("provisioning-warnings", f"{report.bid}-{report.cloud_api}",
                                    f"{len(report.warned)} devices {POLICY_WARNING}",
                                    [f"{device}: {POLICY_WARNING}" for device in report.warned])
+    if report.nothing_to_do:
+        return Completed(message=report.summary(), data=summary)
     if report.complete:
         return Completed(message=f"{report.provisioned} devices provisioned", data=summary)
     artifacts.publish_problems("provisioning-failures", f"{report.bid}-{report.cloud_api}",
-                               f"{report.failed} devices not provisioned into {report.cloud_api}",
+                               f"{report.not_provisioned} devices not provisioned into {report.cloud_api}: "
+                               f"{report.problem()}",
                                [f"{device}: {error}" for device, error in report.failures])
-    return Failed(message=f"{report.failed} of {report.devices} devices not provisioned into {report.cloud_api}",
-                  data=summary)
+    return Failed(message=report.summary(), data=summary)
 
 
 @flow(name="provision-batch", description="Provision Now - a bound batch's devices into a Product Cloud API.")

@@ -158,9 +158,11 @@ def print_account_batches(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    print_table("Batches", ["BID", "vendor", "devices", "bound", "provisioned", "bound at", "bound by", "target"],
+    print_table("Batches", ["BID", "vendor", "devices", "bound", "provisioned", "failed", "bound at", "bound by",
+                            "target"],
                 [[r["bid"], r["vendor"], r["devices"], r["bound"],
-                  ", ".join(f"{k}: {v}" for k, v in r["provisioned"].items()), r["bound_at"][:19], r["bound_by"],
+                  ", ".join(f"{k}: {v}" for k, v in r["provisioned"].items()),
+                  ", ".join(f"{k}: {v}" for k, v in r["failed"].items()), r["bound_at"][:19], r["bound_by"],
                   r["target"]] for r in rows])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +53,29 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     console().print(table)
+
+
+def fold(entries: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(subject, message) pairs grouped by message, in the order each message first came: one cause is one
+    line however many entries it hit."""
+    groups: dict[str, list[str]] = {}
+    for subject, message in entries:
+        groups.setdefault(message, []).append(subject)
+    return list(groups.items())
+
+
+def folded_line(label: str, subjects: list[str], message: str, noun: str = "devices") -> str:
+    """"failed: d-2: <error>" for one, "failed: 1000 devices (d-0, d-1, … d-999): <error>" for many."""
+    if len(subjects) == 1:
+        return f"{label}: {subjects[0]}: {message}"
+    shown = ", ".join(subjects[:2]) + (f", … {subjects[-1]}" if len(subjects) > 3 else
+                                        "".join(f", {s}" for s in subjects[2:]))
+    return f"{label}: {len(subjects)} {noun} ({shown}): {message}"
+
+
+def print_folded(label: str, entries: Iterable[tuple[str, str]], noun: str = "devices") -> None:
+    for message, subjects in fold(entries):
+        console_err().print(folded_line(label, subjects, message, noun))
 
 
 def secret_argument(value: str, option: str) -> Secret:

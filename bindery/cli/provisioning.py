@@ -14,6 +14,7 @@ from bindery.cli.common import (
     acting_email,
     console,
     console_err,
+    print_folded,
     print_json,
     print_table,
 )
@@ -38,18 +39,23 @@ def progress_bar(label: str) -> Progress:
 
 
 def print_report(report: RunReport) -> None:
-    console().print(f"batch {report.bid} -> {report.cloud_api}: {report.provisioned} of {report.devices} devices "
-                    f"provisioned ({report.already_present} already present), {report.failed} not provisioned")
-    for device_id, error in report.failures:
-        console_err().print(f"not provisioned: {device_id}: {error}")
+    head = f"batch {report.bid} -> {report.cloud_api}:"
+    if report.nothing_to_do:
+        console().print(f"{head} {report.summary()}")
+        return
+    console().print(f"{head} {report.provisioned} of {report.devices} devices provisioned ({report.already_present} "
+                    f"already present), {report.failed} failed" + (
+                        f", {report.not_tried} not tried" if report.not_tried else ""))
+    print_folded("failed", report.failures)
     if report.request_sizes:
         console().print(f"requests sized to the target: {report.sizes_summary()}")
     if report.warned:
         console_err().print(f"warning: {len(report.warned)} devices {POLICY_WARNING} (first: {report.warned[0]}); "
                             "create the policy in the Product Cloud and attach it")
     if not report.complete:
-        raise ProvisioningIncomplete(f"{report.failed} devices of batch {report.bid} are not provisioned into "
-                                     f"{report.cloud_api}; run `bindery provision` again to retry them")
+        raise ProvisioningIncomplete(f"{report.not_provisioned} devices of batch {report.bid} are not provisioned "
+                                     f"into {report.cloud_api} ({report.problem()}); run `bindery provision "
+                                     f"{report.bid} --cloud-api {report.cloud_api}` again to retry them")
 
 
 def provision(bid: str, cloud_api: CloudApiOption = None, user: UserOption = None) -> None:
@@ -117,8 +123,7 @@ def deprovision(bid: str, cloud_api: Annotated[str, typer.Option("--cloud-api", 
                                forget=forget)
     verb = "marked removed (records only)" if report.forgotten else "removed"
     console().print(f"batch {bid}: {report.removed} devices {verb} from {cloud_api}, {len(report.failures)} failed")
-    for device_id, error in report.failures:
-        console_err().print(f"not removed: {device_id}: {error}")
+    print_folded("not removed", report.failures)
     if report.failures:
         raise ProvisioningIncomplete(f"{len(report.failures)} devices of batch {bid} are still in {cloud_api}")
 

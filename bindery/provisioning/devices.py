@@ -14,9 +14,8 @@ from bindery.errors import BadInput
 from bindery.models.catalog import Device
 from bindery.models.clouds import CloudApi
 from bindery.models.provisioning import ProvisioningRecord
-from bindery.provisioning.records import FAILED, PENDING, PROVISIONED, REMOVED
+from bindery.provisioning.status import FAILED, STATUSES
 
-STATUSES = (PENDING, PROVISIONED, FAILED, REMOVED)
 MAX_PAGE = 1000
 COLUMNS = ("device_id", "cloud_api", "status", "attempts", "last_error", "error_class", "external_ref", "endpoint",
            "topic", "policy_applied", "provisioned_at", "last_attempt_at")

@@ -13,8 +13,7 @@ from bindery.clouds.base import DeviceCert, DeviceResult, Outcome
 from bindery.models.catalog import Device
 from bindery.models.clouds import CloudApi
 from bindery.models.provisioning import ProvisioningRecord
-
-PENDING, PROVISIONED, FAILED, REMOVED = "pending", "provisioned", "failed", "removed"
+from bindery.provisioning.status import FAILED, PENDING, PROVISIONED, REMOVED, TO_DO  # what each means
 
 
 def ensure_records(*, session: Session, batch_id: int, api_id: int) -> int:
@@ -44,7 +43,7 @@ def chunk_bounds(*, session: Session, batch_id: int, api_id: int, size: int,
 
 def chunk_devices(*, session: Session, batch_id: int, api_id: int, bounds: tuple[int, int],
                   include_failed: bool = True) -> list[tuple[int, DeviceCert]]:
-    statuses = [PENDING, REMOVED, FAILED] if include_failed else [PENDING, REMOVED]
+    statuses = list(TO_DO) if include_failed else [PENDING, REMOVED]
     rows = session.exec(
         select(Device.id, Device.device_id, Device.certificate_pem, Device.fingerprint_sha256)
         .join(ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id))
@@ -102,12 +101,17 @@ def status_counts(*, session: Session, batch_id: int, api_id: int) -> dict[str, 
     return {str(status): int(count) for status, count in rows}
 
 
-def provisioned_by_target(*, session: Session, batch_id: int) -> dict[str, int]:
+def by_target(*, session: Session, batch_id: int, status: str) -> dict[str, int]:
+    """How many of the batch's devices are in ``status``, per Product Cloud API (those with any)."""
     rows = session.exec(select(CloudApi.name, func.count()).join(
         ProvisioningRecord, col(ProvisioningRecord.cloud_api_id) == col(CloudApi.id)).where(
-        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.status) == PROVISIONED)
+        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.status) == status)
         .group_by(CloudApi.name)).all()
     return {str(name): int(count) for name, count in rows}
+
+
+def provisioned_by_target(*, session: Session, batch_id: int) -> dict[str, int]:
+    return by_target(session=session, batch_id=batch_id, status=PROVISIONED)
 
 
 POLICY_WARNING = "provisioned, but the receiver did not apply its IoT policy: the device cannot connect"
@@ -134,8 +138,9 @@ def warned_devices(*, session: Session, batch_id: int, api_id: int, limit: int =
 
 
 def failures(*, session: Session, batch_id: int, api_id: int, limit: int = 1000) -> list[tuple[str, str]]:
+    """The failed devices (first ``limit`` by device id) with their last error."""
     rows = session.exec(select(Device.device_id, ProvisioningRecord.last_error).join(
         ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id)).where(
         col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.cloud_api_id) == api_id,
-        col(ProvisioningRecord.status) != PROVISIONED).order_by(Device.device_id).limit(limit)).all()
-    return [(str(d), str(e or "not attempted")) for d, e in rows]
+        col(ProvisioningRecord.status) == FAILED).order_by(Device.device_id).limit(limit)).all()
+    return [(str(d), str(e or "no error recorded")) for d, e in rows]

@@ -28,7 +28,7 @@ from bindery.db import get_engine, session_scope, through_outage
 from bindery.errors import BadInput, BinderyError
 from bindery.models.accounts import Binding
 from bindery.models.clouds import CloudApi
-from bindery.provisioning import lease, records, shards
+from bindery.provisioning import lease, records, shards, status
 from bindery.provisioning.quota import pacer_for
 from bindery.provisioning.ratelimit import cost, rate_for
 from bindery.settings import Settings
@@ -76,22 +76,42 @@ class RunReport:
     devices: int
     provisioned: int
     already_present: int
-    failed: int
+    failed: int  # given up on (bindery.provisioning.status): a permanent error, or retries used up
     failures: list[tuple[str, str]]
     warned: list[str] = field(default_factory=list)  # provisioned, but the receiver's policy was not applied
     request_sizes: list[int] = field(default_factory=list)  # the sizes interop requests took, in order
+    not_tried: int = 0  # neither provisioned nor failed: the run ended before it reached them
+    reasons: list[status.Reason] = field(default_factory=list)  # the failed devices' errors, most common first
+    to_do: int | None = None  # devices the run set out to provision (None: not known)
 
     @property
     def complete(self) -> bool:
         return self.failed == 0 and self.provisioned == self.devices
 
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.to_do == 0 and self.complete
+
+    @property
+    def not_provisioned(self) -> int:
+        return self.devices - self.provisioned
+
     def counts(self) -> dict[str, int]:
         return {"devices": self.devices, "provisioned": self.provisioned, "already_present": self.already_present,
-                "failed": self.failed, "warnings": len(self.warned)}
+                "failed": self.failed, "not_tried": self.not_tried, "warnings": len(self.warned)}
+
+    def problem(self) -> str:
+        """Why devices are not provisioned, in one line: "1000 devices failed: connection to … failed"."""
+        parts = [status.failure_summary(self.failed, self.reasons),
+                 f"{self.not_tried} not tried (the run ended before them)" if self.not_tried else ""]
+        return "; ".join(part for part in parts if part)
 
     def summary(self) -> str:
+        if self.nothing_to_do:
+            return f"nothing to do: all {self.devices} devices already provisioned in {self.cloud_api}"
+        problem = self.problem()
         return f"{self.provisioned} of {self.devices} devices provisioned into {self.cloud_api}" + (
-            f"; {self.failed} not provisioned" if self.failed else "")
+            f"; {problem}" if problem else "")
 
     def sizes_summary(self) -> str:
         """The sizes interop requests took as they changed: "5 -> 10 -> 20 -> 25 certificates (24 requests)"."""
@@ -302,21 +322,29 @@ def release(settings: Settings, plan: RunPlan) -> None:
 
 
 def finish_run(*, settings: Settings, plan: RunPlan, results: list[ChunkResult]) -> RunReport:
+    """Release the lease, settle the devices tried (no run is on them any more: those not provisioned are
+    failed), then report, close the run's row and alert."""
     release(settings, plan)
     with session_scope(settings) as session:
+        status.settle(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
         counts = records.status_counts(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
         problems = records.failures(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
         total = sum(counts.values())
+        failed = counts.get(records.FAILED, 0)
         report = RunReport(bid=plan.bid, cloud_api=plan.api_name, devices=total,
                            provisioned=counts.get(records.PROVISIONED, 0),
                            already_present=sum(r.already_present for r in results),
-                           failed=total - counts.get(records.PROVISIONED, 0), failures=problems,
+                           failed=failed, failures=problems,
                            warned=records.warned_devices(session=session, batch_id=plan.batch_id,
                                                          api_id=plan.api_id),
                            request_sizes=[size for r in sorted(results, key=lambda r: r.index)
-                                          for size in r.request_sizes])
+                                          for size in r.request_sizes],
+                           not_tried=total - counts.get(records.PROVISIONED, 0) - failed,
+                           reasons=status.reasons(session=session, batch_id=plan.batch_id, api_id=plan.api_id),
+                           to_do=plan.to_do)
         audit.record(session=session, actor=plan.user, action="provision.finish", subject=plan.bid,
-                     cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed)
+                     cloud_api=plan.api_name, provisioned=report.provisioned, failed=report.failed,
+                     not_tried=report.not_tried)
         runs.finish(session=session, run_id=plan.run_id, ok=report.complete, counts=report.counts(),
                     message=report.summary())
         account = alerts.account_of(session, plan.batch_id)

@@ -93,9 +93,10 @@ class Jobs:
                 report = service.provision_batch(settings=self.settings, user=email, bid=job.bid,
                                                  cloud_api=job.cloud_api, progress=progress,
                                                  action=options.get("action", Action.PROVISION), origin=CONSOLE)
-                job.result = {"devices": report.devices, "provisioned": report.provisioned, "failed": report.failed}
+                job.result = {"devices": report.devices, "provisioned": report.provisioned, "failed": report.failed,
+                              "not_tried": report.not_tried}
                 job.state = "COMPLETED" if report.complete else "FAILED"
-                job.message = f"{report.provisioned} of {report.devices} devices provisioned into {report.cloud_api}"
+                job.message = report.summary()
             else:
                 assert job.cloud_api is not None
                 removed = removal.deprovision_batch(settings=self.settings, user=email, bid=job.bid,

@@ -30,10 +30,12 @@ def test_both_runs_with_their_starters_and_outcomes(one_failed: Cli, tmp_path: P
     assert [(r["kind"], r["cloud_api"], r["status"], r["started_by"], r["started_via"]) for r in runs] == [  # type: ignore[index, union-attr]
         ("provision", "lab", "completed", ADMIN, "cli"), ("provision", "lab", "failed", ADMIN, "cli")]
     first, second = runs[1], runs[0]  # type: ignore[index]
-    assert first["counts"] == {"devices": 6, "provisioned": 5, "already_present": 0, "failed": 1, "warnings": 0}
+    assert first["counts"] == {"devices": 6, "provisioned": 5, "already_present": 0, "failed": 1, "not_tried": 0,
+                               "warnings": 0}
     assert second["counts"]["provisioned"] == 6 and second["counts"]["failed"] == 0
     assert first["finished_at"] >= first["started_at"] and second["id"] > first["id"]
-    assert first["message"] == "5 of 6 devices provisioned into lab; 1 not provisioned"
+    assert first["message"] == ("5 of 6 devices provisioned into lab; 1 device failed: ref or certificate already "
+                                "registered differently")
     devices = one_failed.ok("devices", "D001", "--user", ADMIN, "--json").json
     attempts = {d["device_id"]: d["attempts"] for d in devices}  # type: ignore[index, union-attr]
     assert attempts == {"d-0": 1, "d-1": 1, "d-2": 2, "d-3": 1, "d-4": 1, "d-5": 1}, "the rerun tried only d-2"
@@ -70,7 +72,7 @@ def test_a_killed_runs_record_is_closed_by_the_next_run(one_failed: Cli, tmp_pat
     assert after[newest]["status"] == "completed", "the new run is not touched"
     assert [r["status"] for i, r in sorted(after.items()) if i not in (killed, newest)] == ["failed"], \
         "the earlier failed run keeps its own message"
-    assert "not provisioned" in next(r["message"] for i, r in after.items() if i not in (killed, newest))
+    assert "1 device failed" in next(r["message"] for i, r in after.items() if i not in (killed, newest))
 
 
 def test_audit_log_for_the_operator_filtered(one_failed: Cli) -> None:  # noqa: F811

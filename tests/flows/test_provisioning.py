@@ -62,12 +62,34 @@ def test_provision_batch_flow_fails_with_a_per_device_report(world: Cli, receive
     httpx.post(f"{receiver}/interop", json={"action": "provision", "certs": [{"ref": "f-003", "cert": other}]},
                auth=("bindery", "pw")).raise_for_status()
     state = provision_batch(bid="FL1", cloud_api="lab", user=ADMIN, return_state=True)
-    assert state.is_failed() and "1 of 18 devices not provisioned into lab" in str(state.message)
+    assert state.is_failed() and str(state.message) == (
+        "17 of 18 devices provisioned into lab; 1 device failed: ref or certificate already registered differently")
     report = Artifact.get("provisioning-failures-fl1-lab")
     assert report is not None and "f-003: ref or certificate already registered differently" in str(report.data)
     again = provision_batch(bid="FL1", cloud_api="lab", user=ADMIN, return_state=True)
     assert again.is_failed()
     assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM run_lease") == 0
+
+
+def test_a_target_that_is_down_fails_every_device_and_the_run_names_why(world: Cli, settings: Settings,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Task retries used up: each device is failed with its error, not left pending; the flow run's message
+    and its failures artifact say why."""
+    from tests.bindery.provisioning.test_status import closed_port_url
+
+    monkeypatch.setenv("BINDERY_PROVISION_RETRIES", "1")
+    world.ok("bind", "FL1", "--user", MEMBER)
+    url = closed_port_url()
+    add(world, "down", url.removesuffix("/interop"))
+    state = provision_batch(bid="FL1", cloud_api="down", user=ADMIN, return_state=True)
+    error = f"connection to {url} failed (ConnectError)"
+    assert state.is_failed()
+    assert str(state.message) == f"0 of 18 devices provisioned into down; 18 devices failed: {error}"
+    assert db.rows(settings.resolved_database_url, "SELECT status, attempts, last_error, COUNT(*) FROM "
+                   "provisioning_record GROUP BY status, attempts, last_error") == [("failed", 2, error, 18)]
+    report = Artifact.get("provisioning-failures-fl1-down")
+    assert report is not None
+    assert f"18 devices not provisioned into down: 18 devices failed: {error}" in str(report.data)
 
 
 def test_member_bind_without_api_provisions_nothing(world: Cli, receiver: str) -> None:

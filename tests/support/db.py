@@ -22,3 +22,8 @@ def scalar(url: str, sql: str, **params: object) -> object:
 def rows(url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
     with database.engine_for(url).connect() as connection:
         return [tuple(r) for r in connection.execute(text(sql), params)]
+
+
+def execute(url: str, sql: str, **params: object) -> None:
+    with database.engine_for(url).begin() as connection:
+        connection.execute(text(sql), params)

@@ -73,7 +73,7 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
     second = run_demo(home)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "batch DEMO-0001: already imported" in second.stdout and "already bound" in second.stdout
-    assert "1000 devices provisioned" in second.stdout
+    assert "nothing to do: all 1000 devices already provisioned in demo-receiver" in second.stdout
     manifest = (home / "demo" / "DEMO-0001-manifest.csv").read_text()
     assert manifest.startswith("device_id,group_id,certificate") and manifest.count("BEGIN CERTIFICATE") == 1000
     received = sqlite3.connect(home / "demo" / "receiver.db").execute("SELECT COUNT(*) FROM device").fetchone()

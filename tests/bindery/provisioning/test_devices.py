@@ -33,7 +33,7 @@ def one_failed(cli: Cli, tmp_path: Path, receiver: str, monkeypatch: pytest.Monk
     httpx.post(f"{receiver}/interop", auth=("bindery", "pw"),
                json={"action": "provision", "certs": [{"ref": "d-2", "cert": squatter}]}).raise_for_status()
     run = cli("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
-    assert run.code == 1 and "not provisioned: d-2" in run.err
+    assert run.code == 1 and "failed: d-2: ref or certificate already registered differently" in run.err
     return cli
 
 

@@ -45,10 +45,10 @@ def record_states(settings: Settings, api: str) -> dict[str, int]:
 
 def test_provision_now_then_again_provisions_each_device_once(world: Cli, receiver: str, settings: Settings) -> None:
     first = world.ok("provision", "P001", "--cloud-api", "lab", "--user", ADMIN)
-    assert "batch P001 -> lab: 25 of 25 devices provisioned (0 already present), 0 not provisioned" in first.out
+    assert "batch P001 -> lab: 25 of 25 devices provisioned (0 already present), 0 failed" in first.out
     assert held(receiver) == DEVICES["P001"]
     again = world.ok("provision", "P001", "--cloud-api", "lab", "--user", ADMIN)
-    assert "25 of 25 devices provisioned" in again.out
+    assert "nothing to do: all 25 devices already provisioned in lab" in again.out
     assert held(receiver) == DEVICES["P001"]
     shown = world.ok("batch", "show", "P001", "--user", MEMBER, "--json").json
     assert shown["provisioned"] == {"lab": 25}  # type: ignore[index]
@@ -147,7 +147,7 @@ def test_permanent_failures_are_reported_per_device(world: Cli, receiver: str, s
                auth=("bindery", "pw")).raise_for_status()
     result = world("provision", "P002", "--cloud-api", "lab", "--user", ADMIN)
     assert result.code == 1
-    assert "not provisioned: p2-001: ref or certificate already registered differently" in result.err
+    assert "failed: p2-001: ref or certificate already registered differently" in result.err
     assert "4 of 5 devices provisioned" in result.out
     assert record_states(settings, "lab") == {"provisioned": 4, "failed": 1}
 
