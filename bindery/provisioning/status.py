@@ -8,7 +8,7 @@ CLI, the console, artifacts and alerts all read.
 - ``removed``: taken out of the target again (or only marked so, with ``--forget``).
 
 A run settles the devices it tried when it ends (:func:`settle`), so no record is left pending with an
-error once no run is on it; migration 0011 settled the records earlier runs left so.
+error once no run is on it; migration 0012 settled the records earlier runs left so.
 """
 
 from __future__ import annotations

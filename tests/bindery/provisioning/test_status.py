@@ -28,6 +28,13 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}/interop"
 
 
+def cell(row: str, name: str) -> str:
+    """The text of a table row's cell of class ``name`` (its markup dropped)."""
+    found = re.search(rf'<td class="{name}\b[^"]*">(.*?)</td>', row, re.S)
+    assert found, row
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip()
+
+
 @pytest.fixture
 def down(console: Console, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: F811
     """W001 bound, and a Product Cloud API "down" whose receiver is a closed port; returns its URL."""
@@ -79,7 +86,7 @@ def test_a_target_that_is_down_fails_every_device_everywhere(console: Console, d
     assert batch.status_code == 200
     counters = re.search(r'<tr data-api="down">.*?</tr>', batch.text, re.S)
     assert counters, batch.text[:3000]
-    assert '<td class="failed">12</td>' in counters.group(0) and '<td class="pending">0</td>' in counters.group(0)
+    assert (cell(counters.group(0), "failed"), cell(counters.group(0), "pending")) == ("12", "0")
     filtered = page.get("/batches/W001", params={"status": "failed"}).text
     listed = re.findall(r'<tr data-device="([^"]+)" data-status="failed">(.*?)</tr>', filtered, re.S)
     assert [device for device, _ in listed] == DEVICES and all(error in row for _, row in listed)
@@ -127,7 +134,7 @@ def test_the_migration_settles_what_ended_runs_left_pending(console: Console, do
                                                    expires_at=datetime.now(UTC) + timedelta(minutes=5),
                                                    created_at=datetime.now(UTC)))
     config = database.alembic_config(url)
-    command.downgrade(config, "0010")
+    command.downgrade(config, "0011")
     command.upgrade(config, "head")
     states = db.rows(url, "SELECT b.bid, r.status, COUNT(*) FROM provisioning_record r JOIN batch b "
                           "ON b.id = r.batch_id GROUP BY b.bid, r.status ORDER BY b.bid")

@@ -1,7 +1,7 @@
 """settle stranded pending records: a device an ended run tried and could not provision is failed
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02 17:30:00
 
 Before this revision a device whose transient retries were used up stayed ``pending`` with its last
@@ -19,8 +19,8 @@ from alembic import op
 
 import bindery.models.types
 
-revision: str = '0011'
-down_revision: str | None = '0010'
+revision: str = '0012'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
