@@ -18,6 +18,10 @@ at `/docs`), said as a page; generate a client from that document. Authenticate 
 
 Every error answer has the body [ApiError](#apierror): `{"detail": "one line in the CLI's words"}`,
 or, for a request that does not match the schema (422), the list of what is wrong where.
+
+The test suite holds the server to this document: `tests/bindery/web/test_api_conformance.py` runs
+[Schemathesis](https://schemathesis.readthedocs.io/) against every route as an admin and as a member of a
+seeded account and fails on any status code, content type, header or body the document does not declare.
 """
 
 

@@ -98,11 +98,11 @@ def test_answers_conform_to_the_openapi_document(console: Console, monkeypatch: 
     failures: list[str] = []
     answered: dict[str, set[int]] = {}
 
-    def check(case: schemathesis.Case, who: str) -> None:
-        label = f"{who} {case.method} {case.formatted_path}"
+    def check(case: schemathesis.Case, who: str | None) -> None:
+        label = f"{who or 'anonymous'} {case.method} {case.formatted_path}"
+        token = {"Authorization": f"Bearer {console.tokens[who]}"} if who else {}
         try:
-            response = case.call_and_validate(base_url=console.url, checks=CHECKS,
-                                              headers={"Authorization": f"Bearer {console.tokens[who]}"})
+            response = case.call_and_validate(base_url=console.url, checks=CHECKS, headers=token)
         except (Failure, FailureGroup) as exc:  # each says what did not match where: collect them all
             sent = f" query={case.query}" if case.query else ""
             sent += f" body={case.body!r}" if case.body is not NOT_SET else ""
@@ -116,7 +116,9 @@ def test_answers_conform_to_the_openapi_document(console: Console, monkeypatch: 
                 check(operation.Case(**given_case), who)
 
             generated(operation, lambda case, who=who: check(case, who))()
+        check(operation.Case(**next(explicit(operation.path, operation.method.upper(), values, console))), None)
     assert not failures, f"{len(failures)} answers do not match the OpenAPI document:\n\n" + "\n\n".join(failures[:5])
     assert len(answered) == len(operations) >= 20, sorted(answered)
     two_xx = {route for route, codes in answered.items() if any(200 <= code < 300 for code in codes)}
     assert two_xx == set(answered), f"routes never answered 2xx: {sorted(set(answered) - two_xx)}"
+    assert all(401 in codes for codes in answered.values()), "every route refuses a call without a token"
