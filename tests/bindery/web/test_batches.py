@@ -27,6 +27,7 @@ from tests.support.world import ADMIN, MEMBER
 TIME = re.compile(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
                   r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z+\-0-9]+</time>')
 DASH = "\N{EN DASH}"
+ON_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # page rendering: one backend is enough
 POLL = {"HX-Request": "true"}  # what htmx sends with its polls
 
 
@@ -93,6 +94,7 @@ def test_a_failed_last_run_is_flagged_until_a_later_run_succeeds(console: Consol
         assert re.search(r'<tr data-api="lab">.*?data-status="completed"', admin.get("/batches/W002").text, re.S)
 
 
+@ON_SQLITE
 def test_the_batch_list_searches_by_bid_and_has_one_action_a_row(console: Console) -> None:
     for bid in ("W001", "W002", "W003"):
         console.cli.ok("bind", bid, "--user", ADMIN)
@@ -159,6 +161,7 @@ def test_the_batch_page_is_the_hub(console: Console, tmp_path: Path, settings: S
             assert admin_only not in page
 
 
+@ON_SQLITE
 def test_provision_now_with_nothing_to_do_says_so(console: Console, settings: Settings) -> None:
     console.cli.ok("bind", "W002", "--user", ADMIN)
     add_lab(console)
@@ -172,6 +175,7 @@ def test_provision_now_with_nothing_to_do_says_so(console: Console, settings: Se
     assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM run") == runs, "no run was started"
 
 
+@ON_SQLITE
 def test_deprovision_asks_for_the_bid_first(console: Console, settings: Settings) -> None:
     console.cli.ok("bind", "W002", "--user", ADMIN)
     add_lab(console)
@@ -200,6 +204,7 @@ def test_deprovision_asks_for_the_bid_first(console: Console, settings: Settings
         assert member.get("/batches/W002/deprovision", params={"cloud_api": "lab"}).status_code == 403
 
 
+@ON_SQLITE
 def test_audit_events_read_as_sentences_without_server_paths(console: Console) -> None:
     console.cli.ok("bind", "W001", "--user", ADMIN)
     with closing(login(console, ADMIN)) as admin:
