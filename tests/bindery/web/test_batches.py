@@ -86,6 +86,7 @@ def test_a_failed_last_run_is_flagged_until_a_later_run_succeeds(console: Consol
     with closing(login(console, ADMIN)) as admin:
         row = re.search(r'<tr data-bid="W002".*?</tr>', admin.get("/").text, re.S)
         assert row and "data-last-failed" in row.group(0) and "last provisioning into lab failed" in row.group(0)
+        assert 'data-failed-api="lab"' in row.group(0) and "lab: 3 failed" in row.group(0)
         page = admin.get("/batches/W002").text
         assert re.search(r'<tr data-api="lab">.*?data-status="failed"', page, re.S)
         cli.ok("cloud-api", "update", "lab", "--user", ADMIN, "--url", f"{console.receiver}/interop", "--no-check")
