@@ -29,6 +29,45 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+_servers: dict[str, subprocess.Popen[bytes]] = {}  # by API URL: the server process running now
+_started: dict[str, tuple[Path, dict[str, str], str]] = {}  # by API URL: how it was started
+
+
+def _start_server(home: Path, env: dict[str, str], auth: str) -> subprocess.Popen[bytes]:
+    url = env["PREFECT_API_URL"]
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    log = (home / "server.log").open("ab")
+    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    user, _, password = auth.partition(":")
+    while True:
+        try:
+            if httpx.get(f"{url}/health", auth=(user, password)).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    _servers[url], _started[url] = server, (home, env, auth)
+    return server
+
+
+def kill_server(env: dict[str, str]) -> None:
+    """kill -9 the server of ``env`` (a crashed host): its clients find nobody there."""
+    server = _servers[env["PREFECT_API_URL"]]
+    server.kill()
+    server.wait()
+
+
+def restart_server(env: dict[str, str]) -> None:
+    """The killed server started again on the same port, database and environment."""
+    home, server_env, auth = _started[env["PREFECT_API_URL"]]
+    _start_server(home, server_env, auth)
+
+
 @contextmanager
 def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH,
                    deploy: bool = True) -> Iterator[dict[str, str]]:
@@ -41,21 +80,7 @@ def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH
            "PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_API_AUTH_STRING": auth,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1",
            "BINDERY_PROJECT_DIR": str(ROOT)}
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            user, _, password = auth.partition(":")
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", auth=(user, password)).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
+    _start_server(home, env, auth)
     try:
         if deploy:
             subprocess.run([PREFECT, "work-pool", "create", "bindery", "--type", "process"], env=env, check=True,
@@ -66,6 +91,8 @@ def prefect_server(home: Path, database_url: str | None = None, auth: str = AUTH
                 raise RuntimeError(f"prefect deploy failed: {deployed.stdout[-3000:]}{deployed.stderr[-3000:]}")
         yield env
     finally:
+        server = _servers.pop(env["PREFECT_API_URL"])
+        _started.pop(env["PREFECT_API_URL"])
         server.terminate()
         server.wait(timeout=30)
 
