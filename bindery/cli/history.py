@@ -26,7 +26,8 @@ def runs(bid: Annotated[str | None, typer.Argument(help="Only this batch's runs.
         return
     print_table("Runs", ["id", "kind", "BID", "target", "status", "started", "by", "via", "outcome", "flow run"],
                 [[r.id, r.kind, r.bid, r.cloud_api, r.status, f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.started_by,
-                  r.started_via, r.message or "", r.flow_run_url or r.flow_run_id or ""] for r in found])
+                  r.started_via + (f" (restarts #{r.replaces_run_id})" if r.replaces_run_id else ""), r.message or "",
+                  r.flow_run_url or r.flow_run_id or ""] for r in found])
 
 
 def audit(since: Annotated[str | None, typer.Option(help="30m, 24h, 7d or an ISO date/time.")] = None,
