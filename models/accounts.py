@@ -68,6 +68,8 @@ class BindingPublic(SQLModel):
     devices: int = Field(description="devices in the reel")
     bound: int = Field(description="devices bound with the batch")
     provisioned: dict[str, int] = Field(description="provisioned devices per Product Cloud API name")
+    failed: dict[str, int] = Field(description="devices a run gave up on (a permanent error, or retries used up), "
+                                               "per Product Cloud API name")
     warnings: dict[str, int] = Field(description="provisioned devices whose receiver did not apply its IoT policy, "
                                                  "per Product Cloud API name")
     bound_at: datetime

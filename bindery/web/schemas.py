@@ -68,6 +68,8 @@ class JobPublic(_Answer):
     provisioned: int | None = Field(default=None, description="when finished (provision): devices provisioned")
     removed: int | None = Field(default=None, description="when finished (deprovision): devices removed")
     failed: int | None = Field(default=None, description="when finished: devices that failed")
+    not_tried: int | None = Field(default=None, description="when finished (provision): devices the run ended "
+                                                            "before trying")
 
 
 class JobStatusPublic(JobPublic):
