@@ -128,11 +128,13 @@ def test_deploy_from_the_installed_package_is_idempotent(installed: Installed,
         auth = tuple(AUTH.split(":", 1))
         listed = httpx.post(f"{server['PREFECT_API_URL']}/deployments/filter", json={}, auth=auth).json()  # type: ignore[arg-type]
     assert first.returncode == 0, first.stdout + first.stderr
-    assert again.returncode == 0 and again.stdout.count("deployed ") == 8
+    assert again.returncode == 0 and again.stdout.count("deployed ") == 9
+    assert "automations: bindery-zombies (" in first.stdout, "crash recovery comes with the deployments"
     ids = lambda out: sorted(re.findall(r"\(([0-9a-f-]{36})\)", out))  # noqa: E731
     assert ids(first.stdout) == ids(again.stdout), "deploying again updates the same deployments"
     assert {d["name"] for d in listed} == {"import-reel", "bind-and-provision", "provision-batch", "provision-shard",
-                                           "deprovision-batch", "export-manifest", "bind-batch", "reconcile"}
+                                           "deprovision-batch", "export-manifest", "bind-batch", "reconcile",
+                                           "recover-crashed-run"}
     assert all(d["entrypoint"].startswith("bindery.flows.") and d["work_pool_name"] == "installed"
                and d["work_queue_name"] == "erp" and d["enforce_parameter_schema"] for d in listed)
     assert all(d["pull_steps"] in (None, []) for d in listed), "no clone, no pull step"
