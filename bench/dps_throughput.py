@@ -1,6 +1,6 @@
-"""Throughput into Azure DPS at its default quota: `bindery provision` (a process) into the HTTPS stand-in
-of the DPS service API (tests/support/dps.py, served in this process: 1,000 operations a minute, counted
-in any 10 s, 429 with Retry-After above; a fixed latency per request).
+"""Throughput into Azure DPS at its default quota: `bindery provision` (a process, on PostgreSQL unless
+--sqlite) into the HTTPS stand-in of the DPS service API (tests/support/dps.py, served in this process:
+1,000 operations a minute, counted in any 10 s, 429 with Retry-After above; a fixed latency per request).
 
 The quota's ceiling is 10 enrollments per bulk operation x 1,000 operations a minute = 166.7 devices/s.
 The baseline in the same run is the same provisioning with ``--chunk-size 1``: one enrollment per
@@ -8,7 +8,7 @@ operation, the ceiling of any client that does not use the bulk operation (16.7 
 Prints devices/s at the stand-in (first to last enrollment), the ratio to the ceiling, the wall rate
 (start-up included), throttled requests and the busiest 10 s.
 
-Run: bench/dps [--devices 3000] [--latency 0.1] [--no-baseline]
+Run: bench/dps [--devices 3000] [--latency 0.1] [--no-baseline] [--sqlite]
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ADMIN = "admin@bench.local"
@@ -46,13 +48,24 @@ def prepare(env: dict[str, str], url: str, connection_string: str, devices: int,
     run("bind", "DPS-BENCH", "--user", ADMIN)
 
 
-def measure(devices: int, latency: float, chunk_size: int | None) -> dict[str, float]:
+@contextmanager
+def database(postgres: bool, home: Path) -> Iterator[str]:
+    if not postgres:
+        yield f"sqlite:///{home}/bench.db"
+        return
+    from bench.scale_bench import pg_database
+
+    with pg_database("bench_dps") as where:
+        yield f"postgresql+psycopg://postgres@{where}"
+
+
+def measure(devices: int, latency: float, chunk_size: int | None, postgres: bool) -> dict[str, float]:
     from tests.support.dps import running_dps
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database(postgres, Path(tmp)) as db_url:
         home = Path(tmp)
         with running_dps(home / "tls", latency=latency) as (dps, url):
-            env = {**os.environ, "BINDERY_HOME": str(home / "home"), "BINDERY_DATABASE_URL": f"sqlite:///{home}/b.db",
+            env = {**os.environ, "BINDERY_HOME": str(home / "home"), "BINDERY_DATABASE_URL": db_url,
                    "SSL_CERT_FILE": str(home / "tls" / "ca.pem"), "PYTHONPATH": str(Path.cwd())}
             prepare(env, url, dps.connection_string(), devices, chunk_size, home)
             dps.calls.clear()
@@ -79,6 +92,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=3000)
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per request at the stand-in")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--sqlite", action="store_true", help="the embedded database instead of PostgreSQL")
     args = parser.parse_args()
     print(f"ceiling at the default quota: {CEILING:.1f} devices/s (10 per bulk operation, 1,000 operations a "
           f"minute); stand-in latency {args.latency * 1000:.0f} ms\n")
@@ -89,7 +103,7 @@ def main() -> None:
     if not args.no_baseline:
         cases.append(("baseline: --chunk-size 1, one enrollment an operation", max(100, args.devices // 10), 1))
     for label, devices, chunk in cases:
-        got = measure(devices, args.latency, chunk)
+        got = measure(devices, args.latency, chunk, postgres=not args.sqlite)
         print(f"| {label} | {got['devices']:.0f} | {got['at the target']:.1f} | {got['at the target'] / CEILING:.3f} "
               f"| {got['wall']:.1f} | {got['wall/s']:.1f} | {got['requests']:.0f} | {got['throttled']:.0f} "
               f"| {got['busiest']:.1f} |", flush=True)

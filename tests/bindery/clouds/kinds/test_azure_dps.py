@@ -77,7 +77,7 @@ def test_provision_then_rerun_writes_nothing_and_the_secret_stays_hidden(
     writes = dps.calls.count("POST /enrollments")
     assert writes == 2  # one bulk call per batch: 4 and 3 enrollments
     rerun = cli.ok("provision", "CSV-001", "--cloud-api", "dps", "--user", ADMIN)
-    assert "4 of 4 devices provisioned" in rerun.out and dps.calls.count("POST /enrollments") == writes
+    assert "all 4 devices already provisioned" in rerun.out and dps.calls.count("POST /enrollments") == writes
     shown = cli.ok("cloud-api", "show", "dps", "--user", ADMIN, "--json").json
     assert shown["host_name"] == HOST and shown["connection_string"] != dps.connection_string()  # type: ignore
     url = settings.resolved_database_url
