@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         return self.home / "spool"
 
+    @property
+    def prefect_ui(self) -> str | None:
+        """The Prefect UI's address for flow-run links: PREFECT_UI_URL, else the API's host; None when
+        neither is set (a temporary server's UI is gone with it)."""
+        return self.prefect_ui_url or (self.prefect_api_url or "").removesuffix("/api") or None
+
     def prefect_environment(self) -> dict[str, str]:
         """The Prefect client's variables, to hand to a process Bindery starts."""
         named = {"PREFECT_API_URL": self.prefect_api_url, "PREFECT_API_AUTH_STRING": self.prefect_api_auth_string,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
+from typer.core import TyperGroup
 
 from bindery import crashlog
 from bindery.cli import accounts, catalog, clouds, db, demo, history, operations, provisioning, reconcile, web
@@ -19,40 +20,44 @@ from bindery.db import is_unavailable, unavailable
 from bindery.errors import BinderyError
 from bindery.settings import get_settings
 
+CATALOG, BINDING, CLOUDS, PROVISIONING, OPERATIONS, CONSOLE = (
+    "Catalog: reels and their trust anchors", "Binding: batches to accounts", "Clouds: Product Cloud APIs",
+    "Provisioning", "Operations", "Console")
+
+
+class WorkflowOrder(TyperGroup):
+    """--help lists the panels in the workflow's order (Typer would put every group after the commands)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(self.commands, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
+
+
+ENTRIES: list[tuple[str, Any, str]] = [  # name, command or group, --help panel: in the workflow's order
+    ("trust", catalog.trust_app, CATALOG), ("reel", catalog.reel_app, CATALOG), ("batch", catalog.batch_app, CATALOG),
+    ("bind", accounts.bind, BINDING), ("unbind", accounts.unbind, BINDING), ("manifest", accounts.export, BINDING),
+    ("account", accounts.account_app, BINDING), ("user", accounts.user_app, BINDING),
+    ("cloud-api", clouds.cloud_app, CLOUDS), ("keys", clouds.keys_app, CLOUDS), ("receiver", clouds.receiver, CLOUDS),
+    ("provision", provisioning.provision, PROVISIONING), ("devices", provisioning.devices, PROVISIONING),
+    ("deprovision", provisioning.deprovision, PROVISIONING), ("reconcile", reconcile.reconcile, PROVISIONING),
+    ("settings", provisioning.settings_app, PROVISIONING), ("lease", provisioning.lease_app, PROVISIONING),
+    ("doctor", db.doctor, OPERATIONS), ("runs", history.runs, OPERATIONS), ("audit", history.audit, OPERATIONS),
+    ("db", db.app, OPERATIONS), ("deploy", operations.deploy, OPERATIONS), ("worker", operations.worker, OPERATIONS),
+    ("serve", operations.serve, OPERATIONS), ("alerts", operations.alerts, OPERATIONS),
+    ("automations", operations.automations, OPERATIONS), ("demo", demo.demo, OPERATIONS),
+    ("web", web.web, CONSOLE), ("token", web.token_app, CONSOLE)]
+ORDER = [name for name, _, _ in ENTRIES]
+
 
 def build_app() -> typer.Typer:
-    app = typer.Typer(help="Bindery: catalog vendor reels, bind them, provision their devices.",
+    """The commands grouped in --help by the workflow they belong to."""
+    app = typer.Typer(help="Bindery: catalog vendor reels, bind them, provision their devices.", cls=WorkflowOrder,
                       no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-    app.add_typer(db.app, name="db")
-    app.add_typer(catalog.trust_app, name="trust")
-    app.add_typer(catalog.reel_app, name="reel")
-    app.add_typer(catalog.batch_app, name="batch")
-    app.add_typer(accounts.account_app, name="account")
-    app.add_typer(accounts.user_app, name="user")
-    app.command("bind")(accounts.bind)
-    app.command("unbind")(accounts.unbind)
-    app.command("manifest")(accounts.export)
-    app.command("provision")(provisioning.provision)
-    app.command("deprovision")(provisioning.deprovision)
-    app.command("devices")(provisioning.devices)
-    app.command("reconcile")(reconcile.reconcile)
-    app.command("runs")(history.runs)
-    app.command("audit")(history.audit)
-    app.add_typer(provisioning.settings_app, name="settings")
-    app.add_typer(provisioning.lease_app, name="lease")
-    app.add_typer(clouds.cloud_app, name="cloud-api")
-    app.add_typer(clouds.keys_app, name="keys")
-    app.command("receiver")(clouds.receiver)
-    app.command("demo")(demo.demo)
-    app.command("web")(web.web)
-    app.add_typer(web.token_app, name="token")
+    for name, entry, panel in ENTRIES:
+        if isinstance(entry, typer.Typer):
+            app.add_typer(entry, name=name, rich_help_panel=panel)
+        else:
+            app.command(name, rich_help_panel=panel)(entry)
     accounts.user_app.command("set-password")(web.set_password)
-    app.command("doctor")(db.doctor)
-    app.command("deploy")(operations.deploy)
-    app.command("alerts")(operations.alerts)
-    app.command("automations")(operations.automations)
-    app.command("worker")(operations.worker)
-    app.command("serve")(operations.serve)
     app.callback()(version_option)
     return app
 

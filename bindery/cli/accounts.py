@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bindery import accounts, audit, binding, manifest
-from bindery.cli.common import JsonOption, UserOption, acting, console, console_err, print_json, print_table
+from bindery.cli.common import JsonOption, UserOption, acting, console, console_err, iso_time, print_json, print_table
 from bindery.db import session_scope
 from bindery.settings import get_settings
 
@@ -48,7 +48,7 @@ def user_list(
         print_json(rows)
     else:
         print_table("Users", ["email", "account", "role", "created at"],
-                    [[r["email"], r["account"], r["role"], r["created_at"][:19]] for r in rows])
+                    [[r["email"], r["account"], r["role"], iso_time(r["created_at"])] for r in rows])
 
 
 def bind(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,6 +22,8 @@ from bindery.cli.common import (
     acting_email,
     console,
     console_err,
+    folded_line,
+    iso_time,
     print_json,
     print_table,
 )
@@ -65,7 +70,7 @@ def trust_list(as_json: JsonOption = False) -> None:
         print_json(rows)
     else:
         print_table("Trust anchors", ["kind", "subject", "not after", "sha256"],
-                    [[a.kind, trust.anchor_name(a), f"{a.not_after:%Y-%m-%d}", a.fingerprint_sha256[:16] + "…"]
+                    [[a.kind, trust.anchor_name(a), iso_time(a.not_after), a.fingerprint_sha256[:16] + "…"]
                      for a in anchors])
 
 
@@ -104,10 +109,38 @@ def reel_import(
             bar.stop()
             for note in exc.notes:
                 console_err().print(f"note: {note}")
-            for problem in exc.problems:
-                console_err().print(problem)
+            for line in folded_problems(exc.problems):
+                console_err().print(line)
             raise
     print_import_report(report)
+
+
+ENTRY = re.compile(r"^(?P<where>.*?\(device [^)]*\)|[^:]*: [^:]*): (?P<reason>.+)$", re.S)
+FIXES = {"untrusted chain": "trust the vendor's CA first: bindery trust add CA-FILES (or --vendor NAME)",
+         "has expired": "check the reel's dates, or verify at another time with --at",
+         "not yet valid": "check the reel's dates, or verify at another time with --at"}
+
+
+def folded_problems(problems: list[str]) -> list[str]:
+    """A reel's problems, one line per cause: "reel.7z: 200 entries (a, b, … z): <reason> — fix: …"
+    instead of the same reason 200 times; a cause met once or twice keeps its full lines."""
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for problem in problems:
+        match = ENTRY.match(problem)
+        if match is None:
+            groups.setdefault((problem, ""), []).append((problem, problem))
+            continue
+        source, _, where = match["where"].partition(": ")
+        device = re.search(r"\(device ([^)]*)\)$", where)
+        groups.setdefault((source, match["reason"]), []).append((device[1] if device else where, problem))
+    lines = []
+    for (source, reason), entries in groups.items():
+        if len(entries) <= 2 or not reason:  # two lines read as well as one
+            lines += [problem for _, problem in entries]
+            continue
+        fix = next((f" — fix: {fix}" for cue, fix in FIXES.items() if cue in reason), "")
+        lines.append(folded_line(source, [label for label, _ in entries], reason, noun="entries") + fix)
+    return lines
 
 
 def print_import_report(report: ImportReport) -> None:
@@ -116,8 +149,8 @@ def print_import_report(report: ImportReport) -> None:
     if report.already_imported:
         console().print(f"{report.source_name} is already imported as batch {report.bid}: nothing to do")
         return
-    for problem in report.problems:
-        console_err().print(f"skipped: {problem}")
+    for line in folded_problems(report.problems):
+        console_err().print(f"skipped: {line}")
     console().print(f"imported batch {report.bid}: {report.imported} of {report.entries} devices "
                     f"({report.vendor}, {report.format}{', slot ' + report.slot if report.slot else ''})")
 
@@ -128,12 +161,21 @@ def reel_demo(
     devices: Annotated[int, typer.Option(help="How many devices.")],
     out: Annotated[Path, typer.Option(help="Folder to write the reel, its CA and QR code into.")],
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(DEMO_FORMATS)}.")] = "infineon",
+    base_url: Annotated[str | None, typer.Option(help="The console's address the QR code links to, as phones "
+                                                      "reach it (default: BINDERY_PUBLIC_URL).")] = None,
 ) -> None:
-    """Write a dummy reel with a fresh demo CA chain and the reel's QR code."""
-    demo = write_demo_reel(out=out, bid=bid, devices=devices, fmt=fmt, public_url=get_settings().public_url)
+    """Write a dummy reel with a fresh demo CA chain and the reel's QR code, then say what to run next."""
+    public_url = base_url or get_settings().public_url
+    parts = urlsplit(public_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput(f"--base-url: {public_url[:80]!r} is not an http:// or https:// address")
+    demo = write_demo_reel(out=out, bid=bid, devices=devices, fmt=fmt, public_url=public_url.rstrip("/"))
     console().print(f"reel: {demo.reel}")
     console().print(f"CA certificates: {' '.join(str(p) for p in demo.ca_files)}")
     console().print(f"QR code: {demo.qr_svg} and {demo.qr_png} -> {demo.qr_text}")
+    cas = " ".join(shlex.quote(str(p)) for p in demo.ca_files)
+    console().print(f"next: bindery trust add {cas}\n      bindery reel import {shlex.quote(str(demo.reel))}\n"
+                    f"      bindery bind {shlex.quote(bid)}   (or scan the QR code on a phone)")
 
 
 @batch_app.command("list")
@@ -150,7 +192,7 @@ def batch_list(as_json: JsonOption = False, user: UserOption = None) -> None:
         print_json(rows)
     else:
         print_table("Batches", ["BID", "vendor", "model", "slot", "devices", "imported at"],
-                    [[r["bid"], r["vendor"], r["model"], r["slot"], r["devices"], r["imported_at"][:19]]
+                    [[r["bid"], r["vendor"], r["model"], r["slot"], r["devices"], iso_time(r["imported_at"])]
                      for r in rows])
 
 
@@ -162,7 +204,7 @@ def print_account_batches(rows: list[dict[str, Any]], as_json: bool) -> None:
                             "target"],
                 [[r["bid"], r["vendor"], r["devices"], r["bound"],
                   ", ".join(f"{k}: {v}" for k, v in r["provisioned"].items()),
-                  ", ".join(f"{k}: {v}" for k, v in r["failed"].items()), r["bound_at"][:19], r["bound_by"],
+                  ", ".join(f"{k}: {v}" for k, v in r["failed"].items()), iso_time(r["bound_at"]), r["bound_by"],
                   r["target"]] for r in rows])
 
 

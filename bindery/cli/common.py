@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,14 +43,24 @@ def console_err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def iso_time(value: datetime | str | None) -> str:
+    """The CLI's one time format: ISO 8601 in UTC with its zone, to the second ("2026-12-02T18:16:01Z")."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str, sort_keys=False))
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[Any]], whole: tuple[str, ...] = ()) -> None:
+    """``whole``: columns never wrapped (ids a reader copies)."""
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in whole, min_width=36 if column in whole else None)
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     console().print(table)

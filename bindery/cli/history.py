@@ -9,8 +9,9 @@ import typer
 from bindery import audit as audit_log
 from bindery import runs as run_history
 from bindery.accounts import get_account
-from bindery.cli.common import JsonOption, UserOption, acting, print_json, print_table
+from bindery.cli.common import JsonOption, UserOption, acting, console, iso_time, print_json, print_table
 from bindery.db import session_scope
+from bindery.settings import get_settings
 
 LimitOption = Annotated[int, typer.Option(help="At most this many, newest first.")]
 
@@ -24,10 +25,25 @@ def runs(bid: Annotated[str | None, typer.Argument(help="Only this batch's runs.
     if as_json:
         print_json([run.model_dump(mode="json") for run in found])
         return
+    ui = get_settings().prefect_ui
     print_table("Runs", ["id", "kind", "BID", "target", "status", "started", "by", "via", "outcome", "flow run"],
-                [[r.id, r.kind, r.bid, r.cloud_api, r.status, f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.started_by,
+                [[r.id, r.kind, r.bid, r.cloud_api, r.status, iso_time(r.started_at), r.started_by,
                   r.started_via + (f" (restarts #{r.replaces_run_id})" if r.replaces_run_id else ""), r.message or "",
-                  r.flow_run_url or r.flow_run_id or ""] for r in found])
+                  r.flow_run_id or ""] for r in found], whole=("flow run",))
+    links = [(r.id, flow_run_link(r.flow_run_id, r.flow_run_url, ui)) for r in found if r.flow_run_id]
+    if links and not ui and not any(link for _, link in links):
+        console().print("flow runs link to the Prefect UI when PREFECT_UI_URL or PREFECT_API_URL is set")
+    for run_id, link in links:
+        if link:
+            console().print(f"run {run_id} in the Prefect UI: {link}")
+
+
+def flow_run_link(flow_run_id: str | None, url: str | None, ui: str | None) -> str:
+    """A flow run's page in the Prefect UI: the link kept when the run started, else one made from the UI's
+    address when it is known now."""
+    if not flow_run_id:
+        return ""
+    return url or (f"{ui.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else "")
 
 
 def audit(since: Annotated[str | None, typer.Option(help="30m, 24h, 7d or an ISO date/time.")] = None,
@@ -45,4 +61,4 @@ def audit(since: Annotated[str | None, typer.Option(help="30m, 24h, 7d or an ISO
         print_json([event.model_dump(mode="json") for event in events])
         return
     print_table("Audit log", ["at", "who", "action", "subject", "detail"],
-                [[f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject, e.detail] for e in events])
+                [[iso_time(e.at), e.actor, e.action, e.subject, e.detail] for e in events])

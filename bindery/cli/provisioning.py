@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Annotated
 
 import typer
@@ -14,6 +16,7 @@ from bindery.cli.common import (
     acting_email,
     console,
     console_err,
+    iso_time,
     print_folded,
     print_json,
     print_table,
@@ -158,26 +161,28 @@ def lease_release(bid: str, cloud_api: Annotated[str, typer.Option("--cloud-api"
 
 def devices(bid: str, cloud_api: CloudApiOption = None,
             status: Annotated[str | None, typer.Option(help="pending, provisioned, failed or removed.")] = None,
+            limit: Annotated[int, typer.Option(help="Devices per page (1 to 1000).")] = 100,
+            after: Annotated[str | None, typer.Option(help="Start after this cursor (the previous page says "
+                                                           "which).")] = None,
             as_json: JsonOption = False,
             as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
             user: UserOption = None) -> None:
-    """Each device of a batch in each Product Cloud API: status, attempts, last error, reference."""
+    """Each device of a batch in each Product Cloud API: status, attempts, last error, reference; a page at
+    a time (the last line says how to get the next one)."""
     import csv
     import sys
 
-    from bindery.provisioning.devices import COLUMNS, device_page
+    from bindery.provisioning.devices import COLUMNS, MAX_PAGE, device_page
 
-    rows: list[dict[str, object]] = []
-    after: str | None = None
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadInput(f"--limit: {limit} is not from 1 to {MAX_PAGE}")
     with session_scope() as session:
-        actor = acting(session, user)
-        while True:  # page by page: a large batch is never loaded at once
-            page = device_page(session=session, actor=actor, bid=bid, cloud_api=cloud_api, status=status, after=after,
-                               limit=1000)
-            rows += page.rows
-            if page.next_after is None:
-                break
-            after = page.next_after
+        try:
+            page = device_page(session=session, actor=acting(session, user), bid=bid, cloud_api=cloud_api,
+                               status=status, after=after, limit=limit)
+        except BadInput as exc:  # in the CLI's words: its options are flags
+            raise BadInput(re.sub(r"^(status|after): ", r"--\1: ", str(exc))) from None
+    rows = page.rows
     if as_json:
         print_json(rows)
     elif as_csv:
@@ -188,4 +193,9 @@ def devices(bid: str, cloud_api: CloudApiOption = None,
         print_table(f"Devices of {bid}", ["device", "Product Cloud API", "status", "attempts", "last error",
                                            "external reference", "provisioned at"],
                     [[r["device_id"], r["cloud_api"], r["status"], r["attempts"], r["last_error"], r["external_ref"],
-                      r["provisioned_at"]] for r in rows])
+                      iso_time(r["provisioned_at"])] for r in rows])
+    if page.next_after is not None:
+        flags = [f"--cloud-api {shlex.quote(cloud_api)}" if cloud_api else "", f"--status {status}" if status else "",
+                 f"--limit {limit}" if limit != 100 else "", "--json" if as_json else "", "--csv" if as_csv else ""]
+        command = " ".join(["bindery devices", shlex.quote(bid), *filter(None, flags), "--after", page.next_after])
+        console_err().print(f"{len(rows)} devices shown; next page: {command}")

@@ -37,8 +37,7 @@ def batch_path(bid: str) -> str:
 def prefect_ui(request: Request) -> str | None:
     """The Prefect UI's address when the settings know it (PREFECT_UI_URL, else the API's host); a flow
     run's own link, kept on its row when it started, comes first."""
-    settings = deps.settings_of(request)
-    return settings.prefect_ui_url or (settings.prefect_api_url or "").removesuffix("/api") or None
+    return deps.settings_of(request).prefect_ui
 
 
 def fragment(request: Request, name: str, who: tuple[Actor, str], **context: Any) -> Response:
