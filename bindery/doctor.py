@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from bindery import db as database
 from bindery.errors import BinderyError, one_line
@@ -22,10 +22,12 @@ class Finding:
     ok: bool
     said: str
     fix: str = ""
+    warning: bool = False  # works, but likely not as meant (exit code stays 0)
 
     def line(self) -> str:
-        fix = "" if self.ok else f" — fix: {self.fix}"
-        return f"{'ok' if self.ok else 'problem':8} {self.check}: {self.said}{fix}"
+        fix = f" — fix: {self.fix}" if self.fix and (self.warning or not self.ok) else ""
+        state = "problem" if not self.ok else "warning" if self.warning else "ok"
+        return f"{state:8} {self.check}: {self.said}{fix}"
 
 
 def _database(settings: Settings) -> Finding:
@@ -74,7 +76,54 @@ def _trust_anchors(settings: Settings) -> Finding:
     if count == 0:
         return Finding("trust anchors", False, "none stored: no reel can be verified",
                        "bindery trust add --vendor all (or your vendor's CA files)")
+    if not _vendor_anchor_stored(settings):
+        return Finding("trust anchors", True, f"{count} stored, none of them a chip vendor's: only reels of your "
+                       "own CAs verify", "bindery trust add --vendor all", warning=True)
     return Finding("trust anchors", True, f"{count} stored")
+
+
+def _vendor_anchor_stored(settings: Settings) -> bool:
+    """Whether any of the public vendor anchors Bindery ships (Infineon, Microchip, STM) is trusted."""
+    from bindery import anchors
+    from bindery.crypto.certs import fingerprint, load_certificates
+
+    shipped = {fingerprint(cert) for path in anchors.vendor_files("all")
+               for cert in load_certificates(path.read_bytes())}
+    with Session(database.get_engine(settings)) as session:
+        return session.exec(select(func.count()).select_from(TrustAnchor).where(
+            col(TrustAnchor.fingerprint_sha256).in_(shipped))).one() > 0
+
+
+def cloud_api_findings(settings: Settings) -> list[Finding]:
+    """Each Product Cloud API's target contacted with its kind's harmless authorized call (nothing changes)."""
+    from bindery.clouds.base import ConnectorError
+    from bindery.clouds.connectors import connector_for
+    from bindery.models.accounts import Account
+    from bindery.models.clouds import CloudApi
+
+    findings = []
+    with Session(database.get_engine(settings)) as session:
+        apis = session.exec(select(CloudApi, Account.name).join(Account, col(Account.id) == col(CloudApi.account_id))
+                            .order_by(col(Account.name), col(CloudApi.name))).all()
+        for api, account in apis:
+            name = f"cloud API {account}/{api.name}"
+            try:
+                connector = connector_for(session=session, settings=settings, api=api)
+            except BinderyError as exc:
+                findings.append(Finding(name, False, one_line(exc), f"bindery cloud-api update {api.name}"))
+                continue
+            try:
+                connector.check()
+            except ConnectorError as exc:
+                findings.append(Finding(name, False, f"{api.kind}: {one_line(exc)}",
+                                        f"check the target, or its settings: bindery cloud-api update {api.name}"))
+            else:
+                findings.append(Finding(name, True, f"{api.kind}: target answered"))
+            finally:
+                connector.close()
+    if not findings:
+        findings.append(Finding("cloud APIs", True, "none configured"))
+    return findings
 
 
 def _signing_key(settings: Settings) -> Finding:

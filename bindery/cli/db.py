@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from bindery import db as database
@@ -23,11 +25,15 @@ def upgrade() -> None:
         console().print(f"database {where} upgraded from {before or 'empty'} to {after}")
 
 
-def doctor() -> None:
+def doctor(cloud_apis: Annotated[bool, typer.Option("--cloud-apis", help="Also contact each Product Cloud "
+                                                      "API's target (a call that changes nothing).")] = False) -> None:
     """Check this installation: database and schema, secret key, trust anchors, signing key, Prefect API."""
-    from bindery.doctor import examine
+    from bindery.doctor import cloud_api_findings, examine
 
-    findings = examine(get_settings())
+    settings = get_settings()
+    findings = examine(settings)
+    if cloud_apis and findings[0].ok:
+        findings += cloud_api_findings(settings)
     for finding in findings:
         console().print(finding.line())
     if not all(finding.ok for finding in findings):

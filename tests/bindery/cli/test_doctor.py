@@ -63,3 +63,30 @@ def test_loose_secret_key_file_and_unreachable_prefect_are_problems(cli: Cli, se
     assert found["secret key"] == f"problem: {settings.secret_key_file} is readable by others (mode 644) — fix: " \
                                   f"chmod 600 {settings.secret_key_file}"
     assert found["Prefect API"].startswith(f"problem: http://127.0.0.1:{port}/api unreachable (ConnectError)")
+
+
+def test_no_vendor_anchor_is_a_warning_and_cloud_apis_are_contacted(cli: Cli, tmp_path: Path, receiver: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.bindery.provisioning.test_status import closed_port_url
+    from tests.support.world import ADMIN, make_world
+
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    make_world(cli, tmp_path, {"DR1": ["dr-1"]})  # its own CA only
+    cli.ok("keys", "public")
+    plain = cli.ok("doctor")
+    found = lines(plain.out)
+    assert found["trust anchors"].startswith("warning: 2 stored, none of them a chip vendor's"), plain.out
+    assert "fix: bindery trust add --vendor all" in plain.out and "cloud API" not in plain.out
+    down = closed_port_url()
+    for name, url in (("lab", f"{receiver}/interop"), ("down", down)):
+        cli.ok("cloud-api", "add", name, "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+               "--credentials", "bindery:pw", "--url", url, "--no-check")
+    checked = cli("doctor", "--cloud-apis")
+    assert checked.code == 1, checked.out
+    found = lines(checked.out)
+    assert found["cloud API Acme/lab"] == "ok: other: target answered"
+    assert found["cloud API Acme/down"].startswith(f"problem: other: connection to {down} failed (ConnectError)")
+    assert "fix: check the target, or its settings: bindery cloud-api update down" in checked.out
+    cli.ok("trust", "add", "--vendor", "stm")
+    assert lines(cli.ok("doctor").out)["trust anchors"].startswith("ok: ")
