@@ -281,7 +281,8 @@ def run_chunk(*, settings: Settings, plan: RunPlan, index: int) -> ChunkResult:
         connector.close()
 
     rest = [r for r in results if r.device_id not in recorded]
-    in_transaction(settings, lambda session: record(session, rest))
+    if rest:  # what the connector did not hand over request by request (failures, kinds that do not)
+        in_transaction(settings, lambda session: record(session, rest))
     transient = [r for r in results if r.outcome is Outcome.FAILED and r.error_class == "transient"]
     if transient:
         retry_after = max((r.retry_after or 0.0 for r in transient), default=0.0) or None
