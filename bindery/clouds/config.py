@@ -5,20 +5,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bindery import audit
 from bindery.access import Action, Actor, require
 from bindery.clouds.kinds import spec_of
 from bindery.clouds.spec import COMMON_OPTIONS, Checked
-from bindery.errors import AlreadyExists, BadInput, FieldError, NotFound
+from bindery.errors import AlreadyExists, BadInput, BinderyError, FieldError, NotFound
 from bindery.models.clouds import CloudApi
 from bindery.secrets import REDACTED, Secret, decrypt, encrypt
 from bindery.settings import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+
+
+def check_name(name: str) -> None:
+    if not NAME.fullmatch(name or ""):
+        shown = name if len(name or "") <= 80 else name[:77] + "..."
+        raise FieldError("name", f"invalid Product Cloud API name {shown!r}: 1 to 64 letters, digits, space . _ -",
+                         named=False)
 
 
 def pick_secret(kind: str, given: dict[str, str | None]) -> str | None:
@@ -45,7 +53,7 @@ def validate(kind: str, options: dict[str, str | None], settings: Settings, chec
     common = {name: given.pop(name) for name in COMMON_OPTIONS if name in given}
     checked = spec.validate({k: str(v) for k, v in given.items() if k != spec.secret}, secret, settings, check)
     for name, value in common.items():
-        checked.settings[name] = _common_option(name, str(value))
+        checked.settings[name] = common_option(name, str(value))
     return checked
 
 
@@ -55,7 +63,7 @@ COMMON_LIMITS = {"quota": (0.0, 100_000.0, "a positive rate per second"),
                  "timeout": (1, 600, "seconds from 1 to 600")}
 
 
-def _common_option(name: str, value: str) -> str:
+def common_option(name: str, value: str) -> str:
     low, high, what = COMMON_LIMITS[name]
     try:
         number = int(value) if name == "chunk_size" else float(value)
@@ -70,10 +78,7 @@ def add_cloud_api(*, session: Session, settings: Settings, actor: Actor, name: s
                   options: dict[str, str | None], secret: Secret | None = None,
                   check: Callable[[CloudApi], None] | None = None) -> CloudApi:
     require(actor, Action.CONFIGURE_CLOUD_API)
-    if not NAME.fullmatch(name or ""):
-        shown = name if len(name or "") <= 80 else name[:77] + "..."
-        raise FieldError("name", f"invalid Product Cloud API name {shown!r}: 1 to 64 letters, digits, space . _ -",
-                         named=False)
+    check_name(name)
     checked = validate(kind, options, settings, check=check is not None, secret=secret)
     if _find(session, actor, name) is not None:
         raise AlreadyExists(f"Product Cloud API {name} already exists in account {actor.account_name}")
@@ -108,8 +113,87 @@ def list_cloud_apis(*, session: Session, actor: Actor) -> list[CloudApi]:
                              .order_by(CloudApi.name)).all())
 
 
+class InUse(BinderyError):
+    """A Product Cloud API that batches, device records, a default or a run still use: not removed."""
+
+
+@dataclass
+class Usage:
+    """What still uses a Product Cloud API, and what would go with it."""
+
+    targets: list[str] = field(default_factory=list)  # BIDs of the batches whose target it is
+    provisioned: dict[str, int] = field(default_factory=dict)  # BID -> devices it holds, as provisioned
+    default: bool = False  # the account's default for automatic provisioning
+    running: list[str] = field(default_factory=list)  # BIDs of the runs on it now (a live lease)
+    records: int = 0  # its other records (removed, failed, never provisioned): they go with it
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.targets or self.provisioned or self.default or self.running)
+
+    def reason(self, name: str) -> str:
+        """One line: what uses the API, each with how to free it."""
+        parts = []
+        if self.targets:
+            parts.append(f"batch{'es' if len(self.targets) > 1 else ''} {_few(self.targets)} target it "
+                         "(change their target)")
+        if self.provisioned:
+            count = sum(self.provisioned.values())
+            parts.append(f"it holds {count} provisioned device record{'s' if count != 1 else ''} of "
+                         f"{_few(list(self.provisioned))} (deprovision them from {name} first)")
+        if self.default:
+            parts.append("it is the default for automatic provisioning (turn that off or choose another)")
+        if self.running:
+            parts.append(f"a run on {_few(self.running)} is using it (wait for it to end)")
+        return f"{name} is still in use: " + "; ".join(parts)
+
+
+def _few(bids: list[str]) -> str:
+    return ", ".join(bids[:5]) + (f" and {len(bids) - 5} more" if len(bids) > 5 else "")
+
+
+def usage(*, session: Session, api: CloudApi) -> Usage:
+    from sqlalchemy import func
+
+    from bindery.models.accounts import Binding
+    from bindery.models.catalog import Batch
+    from bindery.models.provisioning import AccountSettings, ProvisioningRecord, RunLease
+    from bindery.models.types import utcnow
+    from bindery.provisioning.records import PROVISIONED
+
+    found = Usage()
+    found.targets = list(session.exec(select(Batch.bid).join(Binding, col(Binding.batch_id) == col(Batch.id))
+                                      .where(Binding.target_cloud_api_id == api.id).order_by(Batch.bid)).all())
+    rows = session.exec(select(Batch.bid, ProvisioningRecord.status, func.count())
+                        .join(Batch, col(Batch.id) == col(ProvisioningRecord.batch_id))
+                        .where(ProvisioningRecord.cloud_api_id == api.id)
+                        .group_by(Batch.bid, ProvisioningRecord.status).order_by(Batch.bid)).all()
+    for bid, status, count in rows:
+        if status == PROVISIONED:
+            found.provisioned[bid] = int(count)
+        else:
+            found.records += int(count)
+    found.default = session.exec(select(AccountSettings).where(
+        AccountSettings.default_cloud_api_id == api.id)).first() is not None
+    found.running = list(session.exec(select(Batch.bid).join(RunLease, col(RunLease.batch_id) == col(Batch.id))
+                                      .where(RunLease.cloud_api_id == api.id,
+                                             col(RunLease.expires_at) > utcnow())).all())
+    return found
+
+
 def remove_cloud_api(*, session: Session, actor: Actor, name: str) -> None:
+    """Remove an API nothing uses (InUse says what does); its records of devices it does not hold, its pace
+    and its finished leases go with it. The run history keeps its name."""
+    from sqlmodel import delete
+
+    from bindery.models.provisioning import ProvisioningRecord, QuotaPace, RunLease, ShardLease
+
     api = get_cloud_api(session=session, actor=actor, name=name)
+    found = usage(session=session, api=api)
+    if found.in_use:
+        raise InUse(found.reason(name))
+    for table in (ProvisioningRecord, QuotaPace, RunLease, ShardLease):
+        session.execute(delete(table).where(col(table.cloud_api_id) == api.id))
     session.delete(api)
     audit.record(session=session, actor=actor.email, action="cloud_api.remove", subject=name,
                  account=actor.account_name)

@@ -39,12 +39,18 @@ _create = TypeAdapter(CloudApiCreate)
 _update = TypeAdapter(CloudApiUpdate)
 
 
+def adapter(creating: bool) -> TypeAdapter[Any]:
+    return _create if creating else _update
+
+
 def field_errors(exc: ValidationError) -> list[FieldError]:
     """Each field's first problem, as FieldErrors (``name: String should have at most 200 characters``)."""
     found: dict[str, FieldError] = {}
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         name = loc[-1] if len(loc) > 1 or (loc and loc[0] in ("name", "kind")) else "kind"
+        if error["type"] == "missing":
+            found.setdefault(name, FieldError(name, "is required", joined=False))
         found.setdefault(name, FieldError(name, str(error["msg"])))
     return list(found.values())
 

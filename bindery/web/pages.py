@@ -14,13 +14,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from bindery import binding
-from bindery.access import Action, Actor, may, require
+from bindery.access import Action, Actor, may
 from bindery.clouds import config
-from bindery.clouds.kinds import specs
 from bindery.db import session_scope
-from bindery.errors import BadInput, BinderyError, DatabaseUnavailable, NotFound, PermissionDenied
+from bindery.errors import BinderyError, DatabaseUnavailable, NotFound, PermissionDenied
 from bindery.provisioning import service
-from bindery.web import api, cloudapis, deps, display, services
+from bindery.web import deps, display, services
 from bindery.web.credentials import (
     LoginLimits,
     NotAuthenticated,
@@ -37,8 +36,7 @@ router = APIRouter(include_in_schema=False)
 COOKIE, LOGIN_COOKIE, FLASH_COOKIE = "bindery_session", "bindery_login", "bindery_flash"
 FLASH_LIMIT = 300
 PREFILL_LIMIT = 64
-KIND_FIELDS = {spec.kind: [(f.name, f.label, "password" if f.secret else "url" if f.input == "url" else "text")
-                          for f in spec.fields if not f.advanced] for spec in specs()}
+
 
 
 def templates() -> Jinja2Templates:
@@ -247,50 +245,6 @@ def bind(request: Request, bid: Annotated[str, Form(max_length=200)] = "",
     if done["job"]:
         message += f"; provisioning into {done['job']['cloud_api']} started"
     return back("/bind", ok=message)
-
-
-@router.get("/provisioning", response_class=HTMLResponse)
-def provisioning_page(request: Request) -> Response:
-    who = signed_in(request)
-    require(who[0], Action.CONFIGURE_CLOUD_API)
-    with session_scope(deps.settings_of(request)) as session:
-        apis = [config.public_view(a) for a in config.list_cloud_apis(session=session, actor=who[0])]
-        auto = service.account_settings(session=session, actor=who[0])
-    return render(request, "provisioning.html", who, apis=apis, auto=auto, kinds=KIND_FIELDS)
-
-
-@router.post("/provisioning/cloud-apis")
-async def add_cloud_api(request: Request) -> Response:
-    form = await request.form()
-    fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-    actor = logged_in(request, fields.pop("csrf_token", ""))
-    kind = fields.get("kind", "")
-    allowed = {f for f, _label, _type in KIND_FIELDS.get(kind, [])} | {"quota", "name", "kind"}
-    try:
-        require(actor, Action.CONFIGURE_CLOUD_API)
-        if kind not in KIND_FIELDS:
-            raise BadInput(f"kind: {kind[:40]!r} is not one of {', '.join(KIND_FIELDS)}")
-        body = api.cloud_api_request({**{k: v for k, v in fields.items() if k in allowed},
-                                      "check": fields.get("check", "") == "on"})
-        kind, options, secret = cloudapis.options_of(body)
-        settings = deps.settings_of(request)
-        with session_scope(settings) as session:
-            services.add_cloud_api(session, settings, actor, fields['name'], kind, options, secret,
-                                   fields.get('check', '') == 'on')
-    except BinderyError as exc:
-        return back("/provisioning", error=str(exc))
-    return back("/provisioning", ok=f"added Product Cloud API {fields['name']} ({kind})")
-
-
-@router.post("/provisioning/cloud-apis/{name}/remove")
-def remove_cloud_api(request: Request, name: str, csrf_token: Annotated[str, Form()] = "") -> Response:
-    actor = logged_in(request, csrf_token)
-    try:
-        with session_scope(deps.settings_of(request)) as session:
-            config.remove_cloud_api(session=session, actor=actor, name=name)
-    except BinderyError as exc:
-        return back("/provisioning", error=str(exc))
-    return back("/provisioning", ok=f"removed Product Cloud API {name}")
 
 
 @router.post("/provisioning/auto-provision")

@@ -32,7 +32,7 @@ def validate(options: dict[str, str], _secret: Secret | None, settings: Settings
         subscription = str(uuid.UUID(subscription))
     except ValueError:
         raise FieldError("subscription_id", f"{subscription[:200]!r} is not a UUID") from None
-    return Checked({"url": url, "subscription_id": subscription, "audience": subscription})
+    return Checked({"url": url, "interop_url": url, "subscription_id": subscription, "audience": subscription})
 
 
 SPEC = KindSpec(

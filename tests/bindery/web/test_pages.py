@@ -93,14 +93,17 @@ def test_members_get_no_admin_pages_and_logout_ends_the_session(console: Console
 def test_provisioning_page_adds_apis_without_showing_secrets(console: Console) -> None:
     with closing(login(console, ADMIN)) as admin:
         page = admin.get("/provisioning")
-        assert all(f'id="add-{kind}"' in page.text for kind in ("other", "aws", "azure", "aws-iot", "azure-iot-hub"))
+        assert 'href="/provisioning/cloud-apis/new"' in page.text
+        chooser = admin.get("/provisioning/cloud-apis/new")
+        assert all(f'value="{kind}"' in chooser.text for kind in ("other", "aws", "azure", "aws-iot", "azure-iot-hub"))
+        form = admin.get("/provisioning/cloud-apis/new", params={"kind": "other"})
         added = admin.post("/provisioning/cloud-apis", follow_redirects=True, data={
-            "csrf_token": csrf(page), "kind": "other", "name": "lab", "type": "private cloud",
+            "csrf_token": csrf(form), "kind": "other", "name": "lab", "type": "private cloud",
             "url": f"{console.receiver}/interop", "credentials": "bindery:pw-secret-value", "check": "on"})
         assert "added Product Cloud API lab (other)" in added.text and "pw-secret-value" not in added.text
         bad = admin.post("/provisioning/cloud-apis", follow_redirects=True, data={
             "csrf_token": csrf(page), "kind": "aws-iot", "name": "iot", "region": "mars-1"})
-        assert "is not an AWS region such as eu-central-1" in bad.text or "region" in bad.text
+        assert "Region: &#39;mars-1&#39; is not an AWS region such as eu-central-1" in bad.text
         saved = admin.post("/provisioning/auto-provision", follow_redirects=True,
                            data={"csrf_token": csrf(page), "enabled": "on", "cloud_api": "lab"})
         assert "automatic provisioning on bind is on, into lab" in saved.text
