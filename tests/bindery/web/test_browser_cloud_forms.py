@@ -17,7 +17,7 @@ from tests.support.world import ADMIN
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 TITLES = {"aws": "AWS interop receiver (API Gateway)", "azure": "Azure interop receiver",
           "other": "Other interop receiver (HTTP Basic)", "aws-iot": "AWS IoT Core (direct)",
-          "azure-iot-hub": "Azure IoT Hub (direct)"}
+          "azure-iot-hub": "Azure IoT Hub (direct)", "azure-dps": "Azure IoT Hub Device Provisioning Service"}
 
 
 def test_each_kind_is_added_edited_and_removed_in_chromium_without_script(console: Console, browser: Browser,  # noqa: F811

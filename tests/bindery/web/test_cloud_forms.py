@@ -19,6 +19,8 @@ from tests.support import db
 from tests.support.world import ADMIN
 
 HUB = "HostName=acme.azure-devices.net;SharedAccessKeyName=registryReadWrite;SharedAccessKey=c2VjcmV0LWh1Yi1rZXk="
+DPS = "HostName=acme.azure-devices-provisioning.net;SharedAccessKeyName=provisioningserviceowner;" \
+      "SharedAccessKey=c2VjcmV0LWRwcy1rZXk="
 # What each kind's add form is filled with (checks off: these targets do not exist), then one edit.
 ADDS = {
     "aws": ({"account_id": "123456789012", "gateway_id": "abc123defg", "region": "eu-central-1", "stage": "prod"},
@@ -31,6 +33,8 @@ ADDS = {
               {"chunk_size": "50", "credentials": "u:pw-two"}, ("Chunk size (devices)", "50")),
     "aws-iot": ({"region": "eu-west-1", "policy": "Fleet", "thing_prefix": "acme-"},
                 {"thing_group": "line-7", "quota": "25"}, ("Thing group", "line-7")),
+    "azure-dps": ({"connection_string": DPS, "iot_hub": "acme-eu.azure-devices.net", "allocation": "hashed"},
+                  {"iot_hub": "acme-us.azure-devices.net", "timeout": "20"}, ("IoT hub", "acme-us.azure-devices.net")),
     "azure-iot-hub": ({"connection_string": HUB}, {"quota": "3", "pace": "0.5", "chunk_size": "20", "timeout": "9"},
                       ("Timeout (seconds)", "9.0")),
 }
