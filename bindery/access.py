@@ -1,8 +1,9 @@
 """Ownership and roles: the one place the CLI, the flows and the HTTP API ask who may do what.
 
 Members and admins may bind. Only admins may pick a Product Cloud API when binding, export
-manifests, unbind, configure Product Cloud APIs and provision. A user sees and acts only on its own
-account's batches; a batch of another account answers exactly like an unknown BID.
+manifests, unbind, configure Product Cloud APIs, provision, transfer and split. A batch on offer to
+another account is provisioned, unbound or split by nobody until the offer is accepted or withdrawn.
+A user sees and acts only on its own account's batches; a batch of another account answers exactly like an unknown BID.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from enum import StrEnum
 
 from sqlmodel import Session, col, select
 
-from bindery.errors import BadInput, NotFound, PermissionDenied
+from bindery.errors import BadInput, BinderyError, NotFound, PermissionDenied
 from bindery.models.accounts import Account, Binding, User
 from bindery.models.catalog import Batch
+from bindery.models.transfers import OFFERED, Transfer
+from bindery.models.types import utcnow
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -35,6 +38,8 @@ class Action(StrEnum):
     AUTO_PROVISION = "provision on bind as the account's auto-provision setting says"
     VIEW = "view batches"
     READ_AUDIT = "read the audit log"
+    TRANSFER = "offer, accept or withdraw batch transfers"
+    SPLIT = "split batches"
 
 
 # Auto-provisioning follows a bind under the setting an admin chose, so members trigger it too.
@@ -93,3 +98,12 @@ def owned_batch(*, session: Session, actor: Actor, bid: str, action: Action = Ac
     if row is None:
         raise unknown_bid(bid)
     return row
+
+
+def refuse_while_on_offer(*, session: Session, batch: Batch, doing: str) -> None:
+    """A batch on offer stays as the receiver will get it: no run, unbind or split starts on it."""
+    offered = session.exec(select(Transfer.id).where(Transfer.batch_id == batch.id, Transfer.state == OFFERED,
+                                                     col(Transfer.expires_at) > utcnow())).first()
+    if offered is not None:
+        raise BinderyError(f"batch {batch.bid} is on offer to another account: withdraw the offer "
+                           f"(bindery batch withdraw {batch.bid}) before you {doing}")

@@ -10,8 +10,8 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bindery import audit
-from bindery.access import Action, Actor, owned_batch, require, unknown_bid
+from bindery import audit, custody
+from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, require, unknown_bid
 from bindery.errors import BadInput, BinderyError
 from bindery.models.accounts import Account, Binding, User
 from bindery.models.catalog import Batch
@@ -63,6 +63,7 @@ def bind(*, session: Session, actor: Actor, bid: str) -> BindOutcome:
         except IntegrityError:
             existing = session.exec(select(Binding).where(Binding.batch_id == batch.id)).one()
         else:
+            custody.start(session=session, batch=batch, account_id=actor.account_id, by=actor.email)
             audit.record(session=session, actor=actor.email, action="batch.bind", subject=bid,
                          account=actor.account_name, devices=batch.device_count)
             return BindOutcome(bid, batch.device_count, already=False)
@@ -75,12 +76,14 @@ def unbind(*, session: Session, actor: Actor, bid: str) -> None:
     """Release a batch with no provisioned devices (and forget its records)."""
     batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.UNBIND)
     assert batch.id is not None
+    refuse_while_on_offer(session=session, batch=batch, doing="unbind it")
     held = provisioned_by_target(session=session, batch_id=batch.id)
     if any(held.values()):
         where = ", ".join(f"{n} in {name}" for name, n in sorted(held.items()) if n)
         raise BinderyError(f"batch {bid} has provisioned devices ({where}): deprovision them first")
     session.execute(delete(ProvisioningRecord).where(col(ProvisioningRecord.batch_id) == batch.id))
     session.delete(binding)
+    custody.forget(session=session, batch_id=batch.id)
     audit.record(session=session, actor=actor.email, action="batch.unbind", subject=batch.bid,
                  account=actor.account_name)
 
@@ -88,14 +91,17 @@ def unbind(*, session: Session, actor: Actor, bid: str) -> None:
 def _view(session: Session, batch: Batch, binding: Binding, bound_by: str, account: str) -> dict[str, Any]:
     assert batch.id is not None
     target = session.get(CloudApi, binding.target_cloud_api_id) if binding.target_cloud_api_id else None
+    parent = session.get(Batch, batch.split_from_id) if batch.split_from_id else None
+    owner = binding.account_id  # the counters of the owner's APIs; earlier owners' records are their history
     return {
         "bid": batch.bid, "vendor": batch.vendor, "model": batch.model, "slot": batch.slot,
         "devices": batch.device_count, "bound": binding.bound_count,
-        "provisioned": provisioned_by_target(session=session, batch_id=batch.id),
-        "failed": by_target(session=session, batch_id=batch.id, status=FAILED),
-        "warnings": warnings_by_target(session=session, batch_id=batch.id),
+        "provisioned": provisioned_by_target(session=session, batch_id=batch.id, account_id=owner),
+        "failed": by_target(session=session, batch_id=batch.id, status=FAILED, account_id=owner),
+        "warnings": warnings_by_target(session=session, batch_id=batch.id, account_id=owner),
         "bound_at": binding.bound_at.isoformat(), "bound_by": bound_by, "target": target.name if target else None,
-        "account": account,
+        "account": account, "split_from": parent.bid if parent else None,
+        "custody": custody.chain(session=session, batch_id=batch.id),
     }
 
 

@@ -6,10 +6,11 @@ from bindery.models.catalog import Batch, Device, TrustAnchor
 from bindery.models.clouds import CloudApi, SigningKey
 from bindery.models.provisioning import AccountSettings, ProvisioningRecord, QuotaPace, RunLease, ShardLease
 from bindery.models.runs import Run
+from bindery.models.transfers import Custody, Transfer
 from bindery.models.web import ApiToken, LoginThrottle, WebSession
 
 __all__ = [
-    "Account", "AccountSettings", "ApiToken", "AuditEvent", "Batch", "Binding", "CloudApi", "Device", "LoginThrottle",
-    "ProvisioningRecord", "QuotaPace", "Run", "RunLease", "ShardLease", "SigningKey", "TrustAnchor", "User",
-    "WebSession",
+    "Account", "AccountSettings", "ApiToken", "AuditEvent", "Batch", "Binding", "CloudApi", "Custody", "Device",
+    "LoginThrottle", "ProvisioningRecord", "QuotaPace", "Run", "RunLease", "ShardLease", "SigningKey", "Transfer",
+    "TrustAnchor", "User", "WebSession",
 ]

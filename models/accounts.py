@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from bindery.models.transfers import CustodyPublic
 from bindery.models.types import UTCDateTime, utcnow
 
 
@@ -76,3 +77,6 @@ class BindingPublic(SQLModel):
     bound_by: str = Field(description="email of the user who bound it")
     target: str | None = Field(description="the batch's Product Cloud API, if it has one")
     account: str
+    split_from: str | None = Field(default=None, description="the BID this batch was split from")
+    custody: list[CustodyPublic] = Field(default_factory=list, description="each account that held the batch, "
+                                         "oldest first (the last: the current owner)")

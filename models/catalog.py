@@ -24,6 +24,8 @@ class BatchBase(SQLModel):
 class Batch(BatchBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     imported_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    split_from_id: int | None = Field(default=None, foreign_key="batch.id",
+                                      description="the batch this one was cut from (bindery batch split)")
 
 
 class DeviceBase(SQLModel):

@@ -14,7 +14,19 @@ from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
 from bindery import crashlog
-from bindery.cli import accounts, catalog, clouds, db, demo, history, operations, provisioning, reconcile, web
+from bindery.cli import (
+    accounts,
+    catalog,
+    clouds,
+    db,
+    demo,
+    history,
+    operations,
+    provisioning,
+    reconcile,
+    transfers,  # noqa: F401  (adds the batch transfer and split commands)
+    web,
+)
 from bindery.cli.common import console_err
 from bindery.db import is_unavailable, unavailable
 from bindery.errors import BinderyError

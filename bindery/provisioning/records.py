@@ -101,17 +101,24 @@ def status_counts(*, session: Session, batch_id: int, api_id: int) -> dict[str, 
     return {str(status): int(count) for status, count in rows}
 
 
-def by_target(*, session: Session, batch_id: int, status: str) -> dict[str, int]:
-    """How many of the batch's devices are in ``status``, per Product Cloud API (those with any)."""
+def _of_account(account_id: int | None) -> tuple[Any, ...]:
+    """Only one account's Product Cloud APIs: a transferred batch's records in its earlier owners' APIs are
+    their history, not its current state."""
+    return () if account_id is None else (col(CloudApi.account_id) == account_id,)
+
+
+def by_target(*, session: Session, batch_id: int, status: str, account_id: int | None = None) -> dict[str, int]:
+    """How many of the batch's devices are in ``status``, per Product Cloud API (those with any; only the
+    account's APIs when given)."""
     rows = session.exec(select(CloudApi.name, func.count()).join(
         ProvisioningRecord, col(ProvisioningRecord.cloud_api_id) == col(CloudApi.id)).where(
-        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.status) == status)
-        .group_by(CloudApi.name)).all()
+        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.status) == status,
+        *_of_account(account_id)).group_by(CloudApi.name)).all()
     return {str(name): int(count) for name, count in rows}
 
 
-def provisioned_by_target(*, session: Session, batch_id: int) -> dict[str, int]:
-    return by_target(session=session, batch_id=batch_id, status=PROVISIONED)
+def provisioned_by_target(*, session: Session, batch_id: int, account_id: int | None = None) -> dict[str, int]:
+    return by_target(session=session, batch_id=batch_id, status=PROVISIONED, account_id=account_id)
 
 
 POLICY_WARNING = "provisioned, but the receiver did not apply its IoT policy: the device cannot connect"
@@ -121,11 +128,12 @@ def _warned() -> tuple[Any, ...]:
     return (col(ProvisioningRecord.status) == PROVISIONED, col(ProvisioningRecord.policy_applied).is_(False))
 
 
-def warnings_by_target(*, session: Session, batch_id: int) -> dict[str, int]:
+def warnings_by_target(*, session: Session, batch_id: int, account_id: int | None = None) -> dict[str, int]:
     """Provisioned devices whose receiver said its policy was not applied, per Product Cloud API."""
     rows = session.exec(select(CloudApi.name, func.count()).join(
         ProvisioningRecord, col(ProvisioningRecord.cloud_api_id) == col(CloudApi.id)).where(
-        col(ProvisioningRecord.batch_id) == batch_id, *_warned()).group_by(CloudApi.name)).all()
+        col(ProvisioningRecord.batch_id) == batch_id, *_warned(), *_of_account(account_id))
+        .group_by(CloudApi.name)).all()
     return {str(name): int(count) for name, count in rows}
 
 

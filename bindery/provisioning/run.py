@@ -19,7 +19,7 @@ from typing import TypeVar
 from sqlmodel import Session
 
 from bindery import alerts, audit, recovery, runs
-from bindery.access import Action, Actor, actor_for, owned_batch
+from bindery.access import Action, Actor, actor_for, owned_batch, refuse_while_on_offer
 from bindery.clouds.base import Connector, ConnectorError, DeviceCert, DeviceResult, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
@@ -151,6 +151,7 @@ def authorize(*, settings: Settings, user: str, bid: str, cloud_api: str | None,
     with session_scope(settings) as session:
         actor = actor_for(session=session, email=user)
         batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=action)
+        refuse_while_on_offer(session=session, batch=batch, doing="provision it")
         api = resolve_target(session=session, actor=actor, binding=binding, cloud_api=cloud_api, action=action)
         assert batch.id is not None and api.id is not None
         return Authorized(batch.id, batch.bid, api, actor.email)

@@ -25,6 +25,7 @@ from bindery.provisioning.run import (
     run_chunk_with_retries,
 )
 from bindery.settings import Settings
+from bindery.transfer import Accepted, accept
 
 Progress = Callable[[int, int], None]
 
@@ -135,3 +136,22 @@ def bind_and_provision(*, settings: Settings, user: str, bid: str, cloud_api: st
     report = provision_batch(settings=settings, user=user, bid=bid, cloud_api=planned.cloud_api,
                              progress=progress, action=planned.action, origin=origin)
     return planned.outcome, report
+
+
+def accept_and_provision(*, settings: Settings, user: str, code: str, progress: Progress | None = None,
+                         origin: runs.Origin = runs.CLI) -> tuple[Accepted, RunReport | None]:
+    """Accept a transferred batch; the receiver's auto-provision setting then acts as on a bind (the
+    default API also becomes the batch's target)."""
+    with session_scope(settings) as session:
+        actor = actor_for(session=session, email=user)
+        accepted = accept(session=session, actor=actor, code=code)
+        auto = account_settings(session=session, actor=actor)
+        defaults = session.get(AccountSettings, actor.account_id)
+        if not auto.enabled or auto.cloud_api is None or defaults is None:
+            return accepted, None
+        _batch, binding = owned_batch(session=session, actor=actor, bid=accepted.bid)
+        binding.target_cloud_api_id = defaults.default_cloud_api_id
+        session.add(binding)
+    report = provision_batch(settings=settings, user=user, bid=accepted.bid, cloud_api=auto.cloud_api,
+                             progress=progress, action=Action.AUTO_PROVISION, origin=origin)
+    return accepted, report

@@ -1,0 +1,114 @@
+"""Cutting a bound batch in two (cut tape): the first N devices in device-id order, or named ones, move
+to a new batch of the same vendor and model, owned by the same account. A device stays in exactly one
+batch: it moves by an UPDATE of its batch id, with its provisioning records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from bindery import audit, custody
+from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer
+from bindery.errors import AlreadyExists, BinderyError, FieldError
+from bindery.models.accounts import Binding
+from bindery.models.catalog import Batch, Device
+from bindery.models.provisioning import ProvisioningRecord
+from bindery.provisioning.status import PROVISIONED
+from bindery.reels.base import check_bid
+from bindery.transfer import refuse_while_running
+
+STEP = 1000
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    bid: str
+    new_bid: str
+    moved: int
+    left: int
+
+
+def _chosen(session: Session, batch: Batch, count: int | None, device_ids: list[str] | None) -> list[int]:
+    """The Device.id of the devices to move, after every check on the choice."""
+    if (count is None) == (device_ids is None):
+        raise FieldError("count", "give either --count N or --devices FILE", named=False)
+    if count is not None:
+        if not 1 <= count < batch.device_count:
+            raise FieldError("count", f"{count} is not from 1 to {batch.device_count - 1} (batch {batch.bid} holds "
+                             f"{batch.device_count} devices; a split leaves at least one)")
+        return list(session.exec(select(Device.id).where(Device.batch_id == batch.id)
+                                 .order_by(col(Device.device_id)).limit(count)).all())  # type: ignore[arg-type]
+    assert device_ids is not None
+    wanted = [d.strip() for d in device_ids if d.strip()]
+    if not wanted:
+        raise FieldError("devices", "the file names no device")
+    seen: set[str] = set()
+    for device_id in wanted:
+        if device_id in seen:
+            raise FieldError("devices", f"device {device_id[:128]!r} is named twice")
+        seen.add(device_id)
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), STEP):
+        part = wanted[start:start + STEP]
+        found.update({str(d): int(i or 0) for i, d in session.exec(select(Device.id, Device.device_id).where(
+            Device.batch_id == batch.id, col(Device.device_id).in_(part))).all()})
+    missing = next((d for d in wanted if d not in found), None)
+    if missing is not None:
+        raise FieldError("devices", f"device {missing[:128]!r} is not in batch {batch.bid}")
+    if len(found) >= batch.device_count:
+        raise FieldError("devices", f"names all {batch.device_count} devices of batch {batch.bid}: a split leaves "
+                         "at least one")
+    return [found[d] for d in wanted]
+
+
+def _provisioned_among(session: Session, pks: list[int]) -> int:
+    held = 0
+    for start in range(0, len(pks), STEP):
+        held += len(session.exec(select(ProvisioningRecord.id).where(
+            col(ProvisioningRecord.device_id).in_(pks[start:start + STEP]),
+            col(ProvisioningRecord.status) == PROVISIONED)).all())
+    return held
+
+
+def split(*, session: Session, actor: Actor, bid: str, new_bid: str, count: int | None = None,
+          device_ids: list[str] | None = None) -> SplitOutcome:
+    batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.SPLIT)
+    assert batch.id is not None
+    try:
+        check_bid(new_bid)
+    except BinderyError as exc:
+        raise FieldError("new_bid", str(exc)) from None
+    if session.exec(select(Batch.id).where(Batch.bid == new_bid)).first() is not None:
+        raise AlreadyExists(f"--new-bid: BID {new_bid} is taken: choose another")
+    refuse_while_on_offer(session=session, batch=batch, doing="split it")
+    pks = _chosen(session, batch, count, device_ids)
+    held = _provisioned_among(session, pks)
+    if held:
+        raise BinderyError(f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned: deprovision "
+                           f"them first (bindery deprovision {bid} --cloud-api NAME, or --forget)")
+    refuse_while_running(session=session, batch=batch, doing="split it")
+    child = Batch(bid=new_bid, vendor=batch.vendor, model=batch.model, slot=batch.slot, device_count=len(pks),
+                  source_format=batch.source_format, source_name=batch.source_name,
+                  source_sha256=batch.source_sha256, split_from_id=batch.id)
+    session.add(child)
+    session.flush()
+    assert child.id is not None
+    for start in range(0, len(pks), STEP):
+        part = pks[start:start + STEP]
+        session.execute(update(Device).where(col(Device.id).in_(part)).values(batch_id=child.id))
+        session.execute(update(ProvisioningRecord).where(col(ProvisioningRecord.device_id).in_(part))
+                        .values(batch_id=child.id))
+    batch.device_count -= len(pks)
+    binding.bound_count = max(0, binding.bound_count - len(pks))
+    session.add(batch)
+    session.add(binding)
+    session.add(Binding(batch_id=child.id, account_id=actor.account_id, bound_by_user_id=actor.user_id,
+                        bound_count=len(pks), target_cloud_api_id=binding.target_cloud_api_id))
+    custody.inherit(session=session, parent=batch, child=child, account_id=actor.account_id, by=actor.email)
+    for subject in (bid, new_bid):
+        audit.record(session=session, actor=actor.email, action="batch.split", subject=subject,
+                     account_id=actor.account_id, parent=bid, new_bid=new_bid, moved=len(pks), left=batch.device_count)
+    return SplitOutcome(bid, new_bid, len(pks), batch.device_count)
+

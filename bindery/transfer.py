@@ -1,0 +1,248 @@
+"""Offering a bound batch to another account, and that account accepting it with a one-time code.
+
+The code is random (160 bits), shown once, stored only as its SHA-256, good for one accept until it
+expires. Who wins two accepts at once is decided by one conditional UPDATE (``WHERE state='offered'``)
+and its row count, never by a read before the write."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, or_, select
+
+from bindery import audit, custody
+from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, require
+from bindery.errors import BadInput, BinderyError, FieldError, NotFound
+from bindery.models.accounts import Account, Binding
+from bindery.models.catalog import Batch
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import ProvisioningRecord, RunLease
+from bindery.models.transfers import (
+    ACCEPTED,
+    EXPIRED,
+    OFFERED,
+    WITHDRAWN,
+    Transfer,
+    TransferOfferPublic,
+    TransferPublic,
+)
+from bindery.models.types import utcnow
+from bindery.provisioning.status import PROVISIONED
+
+DEFAULT_EXPIRY = "7d"
+EXPIRES = re.compile(r"^(\d{1,4})([mhd])$")
+LONGEST = timedelta(days=90)
+CODE_BYTES = 20  # 160 bits
+
+
+def parse_expires(text: str | None) -> timedelta:
+    """``30m``, ``12h``, ``7d``: from one minute to 90 days."""
+    shown = (text or DEFAULT_EXPIRY).strip()
+    found = EXPIRES.fullmatch(shown)
+    if not found:
+        raise FieldError("expires", f"{shown[:40]!r} is not a duration like 30m, 12h or 7d")
+    amount = timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[found[2]]: int(found[1])})
+    if not timedelta(minutes=1) <= amount <= LONGEST:
+        raise FieldError("expires", f"{shown!r} is not from 1m to 90d")
+    return amount
+
+
+def new_code() -> str:
+    """Groups of four base32 letters and digits: typed from a phone, pasted from a mail, case-insensitive."""
+    text = base64.b32encode(secrets.token_bytes(CODE_BYTES)).decode().rstrip("=")
+    return "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+
+
+def code_digest(code: str) -> str:
+    """The stored form. A plain hash is enough: 160 random bits cannot be guessed offline."""
+    normalised = re.sub(r"[\s-]", "", code or "").upper()
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def held_in_own_apis(*, session: Session, batch_id: int, account_id: int) -> dict[str, int]:
+    """Devices of the batch provisioned in this account's Product Cloud APIs, per API."""
+    rows = session.exec(select(CloudApi.name, func.count()).join(
+        ProvisioningRecord, col(ProvisioningRecord.cloud_api_id) == col(CloudApi.id)).where(
+        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.status) == PROVISIONED,
+        col(CloudApi.account_id) == account_id).group_by(CloudApi.name).order_by(CloudApi.name)).all()
+    return {str(name): int(count) for name, count in rows}
+
+
+def refuse_while_provisioned(*, session: Session, batch: Batch, account_id: int, doing: str) -> None:
+    assert batch.id is not None
+    held = held_in_own_apis(session=session, batch_id=batch.id, account_id=account_id)
+    if held:
+        where = ", ".join(f"{name} holds {count} {'device' if count == 1 else 'devices'}"
+                          for name, count in held.items())
+        raise BinderyError(f"batch {batch.bid} is provisioned ({where}): deprovision it first "
+                           f"(bindery deprovision {batch.bid} --cloud-api NAME, or --forget) before you {doing}")
+    refuse_while_running(session=session, batch=batch, doing=doing)
+
+
+def refuse_while_running(*, session: Session, batch: Batch, doing: str) -> None:
+    running = session.exec(select(CloudApi.name).join(RunLease, col(RunLease.cloud_api_id) == col(CloudApi.id))
+                           .where(RunLease.batch_id == batch.id, col(RunLease.expires_at) > utcnow())).first()
+    if running is not None:
+        raise BinderyError(f"a provisioning run holds batch {batch.bid} in {running}: wait for it to end "
+                           f"before you {doing}")
+
+
+def _account(session: Session, name: str) -> Account:
+    found = session.exec(select(Account).where(Account.name == (name or "").strip())).first()
+    if found is None:
+        raise FieldError("to", f"unknown account {(name or '').strip()[:64]!r}")
+    return found
+
+
+def _expire_stale(session: Session, batch_id: int) -> None:
+    session.execute(update(Transfer).where(col(Transfer.batch_id) == batch_id, col(Transfer.state) == OFFERED,
+                                           col(Transfer.expires_at) <= utcnow()).values(state=EXPIRED))
+
+
+def offer(*, session: Session, actor: Actor, bid: str, to_account: str, expires: timedelta,
+          note: str | None = None) -> TransferOfferPublic:
+    """Offer the actor's batch to another account; returns the code, which is stored only as a hash."""
+    batch, _binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.TRANSFER)
+    assert batch.id is not None
+    receiver = _account(session, to_account)
+    assert receiver.id is not None
+    if receiver.id == actor.account_id:
+        raise FieldError("to", f"batch {bid} already belongs to account {receiver.name}")
+    if note is not None and len(note) > 500:
+        raise FieldError("note", "is longer than 500 characters")
+    _expire_stale(session, batch.id)
+    refuse_while_on_offer(session=session, batch=batch, doing="offer it again")
+    refuse_while_provisioned(session=session, batch=batch, account_id=actor.account_id, doing="offer it")
+    code = new_code()
+    row = Transfer(batch_id=batch.id, from_account_id=actor.account_id, to_account_id=receiver.id,
+                   code_sha256=code_digest(code), offered_by=actor.email, expires_at=utcnow() + expires,
+                   note=(note or "").strip() or None)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise BinderyError(f"batch {bid} is already on offer: withdraw that offer first") from None
+    for account_id in (actor.account_id, receiver.id):
+        audit.record(session=session, actor=actor.email, action="transfer.offer", subject=bid, account_id=account_id,
+                     from_account=actor.account_name, to_account=receiver.name, devices=batch.device_count,
+                     expires_at=row.expires_at)
+    return TransferOfferPublic(bid=bid, to_account=receiver.name, code=code, expires_at=row.expires_at)
+
+
+def withdraw(*, session: Session, actor: Actor, bid: str) -> None:
+    batch, _binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.TRANSFER)
+    assert batch.id is not None
+    _expire_stale(session, batch.id)
+    open_offer = session.exec(select(Transfer).where(Transfer.batch_id == batch.id, Transfer.state == OFFERED)).first()
+    if open_offer is None:
+        raise BinderyError(f"batch {bid} is not on offer: nothing to withdraw")
+    done = session.execute(update(Transfer).where(col(Transfer.id) == open_offer.id, col(Transfer.state) == OFFERED)
+                           .values(state=WITHDRAWN, closed_by=actor.email, closed_at=utcnow()))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise BinderyError(f"batch {bid} was accepted or withdrawn meanwhile: nothing to withdraw")
+    receiver = session.get(Account, open_offer.to_account_id)
+    for account_id in (actor.account_id, open_offer.to_account_id):
+        audit.record(session=session, actor=actor.email, action="transfer.withdraw", subject=bid,
+                     account_id=account_id, from_account=actor.account_name,
+                     to_account=receiver.name if receiver else None)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    bid: str
+    devices: int
+    from_account: str
+
+
+UNKNOWN_CODE = "unknown transfer code: check it with the account that offered the batch"
+
+
+def accept(*, session: Session, actor: Actor, code: str) -> Accepted:
+    """The receiver's admin takes the batch with the code. An expired code's attempt is audited on both
+    sides and committed before the refusal (the caller's rollback then undoes nothing)."""
+    require(actor, Action.TRANSFER)
+    found = session.exec(select(Transfer).where(Transfer.code_sha256 == code_digest(reject_blank(code)))).first()
+    if found is None or found.to_account_id != actor.account_id:
+        raise NotFound(UNKNOWN_CODE)  # a leaked code is useless to a third account, and says nothing to it
+    batch = session.get(Batch, found.batch_id)
+    giver = session.get(Account, found.from_account_id)
+    assert batch is not None and batch.id is not None and giver is not None and found.id is not None
+    if found.state == OFFERED and found.expires_at <= utcnow():
+        _refuse_expired(session, actor, found, batch, giver)
+    won = session.execute(update(Transfer).where(col(Transfer.id) == found.id, col(Transfer.state) == OFFERED,
+                                                 col(Transfer.expires_at) > utcnow())
+                          .values(state=ACCEPTED, closed_by=actor.email, closed_at=utcnow()))
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(found)
+        raise BinderyError(_closed(found, batch.bid))
+    refuse_while_provisioned(session=session, batch=batch, account_id=found.from_account_id, doing="accept it")
+    moved = session.execute(update(Binding).where(col(Binding.batch_id) == batch.id,
+                                                  col(Binding.account_id) == found.from_account_id)
+                            .values(account_id=actor.account_id, bound_by_user_id=actor.user_id, bound_at=utcnow(),
+                                    target_cloud_api_id=None))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise BinderyError(f"batch {batch.bid} is no longer bound to account {giver.name}: the offer is void")
+    custody.hand_over(session=session, batch=batch, to_account_id=actor.account_id, offered_by=found.offered_by,
+                      accepted_by=actor.email)
+    for account_id in (found.from_account_id, actor.account_id):
+        audit.record(session=session, actor=actor.email, action="transfer.accept", subject=batch.bid,
+                     account_id=account_id, from_account=giver.name, to_account=actor.account_name,
+                     devices=batch.device_count, offered_by=found.offered_by)
+    return Accepted(batch.bid, batch.device_count, giver.name)
+
+
+def _refuse_expired(session: Session, actor: Actor, found: Transfer, batch: Batch, giver: Account) -> None:
+    session.execute(update(Transfer).where(col(Transfer.id) == found.id, col(Transfer.state) == OFFERED)
+                    .values(state=EXPIRED))
+    for account_id in (found.from_account_id, actor.account_id):
+        audit.record(session=session, actor=actor.email, action="transfer.expired", subject=batch.bid,
+                     account_id=account_id, from_account=giver.name, to_account=actor.account_name,
+                     expired_at=found.expires_at)
+    session.commit()
+    raise BinderyError(f"the transfer code for batch {batch.bid} expired at {found.expires_at:%Y-%m-%d %H:%M} UTC: "
+                       f"ask account {giver.name} for a new offer")
+
+
+def _closed(found: Transfer, bid: str) -> str:
+    if found.state == ACCEPTED:
+        return f"the transfer code for batch {bid} was already used"
+    if found.state == WITHDRAWN:
+        return f"the offer of batch {bid} was withdrawn by {found.closed_by}"
+    return f"the transfer code for batch {bid} expired: ask for a new offer"
+
+
+def state_of(row: Transfer) -> str:
+    return EXPIRED if row.state == OFFERED and row.expires_at <= utcnow() else row.state
+
+
+def list_transfers(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
+    """Offers made and received by the actor's account, newest first (no codes: they are not kept)."""
+    require(actor, Action.VIEW)
+    giver, receiver = Account.__table__.alias("giver"), Account.__table__.alias("receiver")  # type: ignore[attr-defined]
+    rows = session.exec(
+        select(Transfer, Batch, giver.c.name, receiver.c.name)
+        .join(Batch, col(Batch.id) == col(Transfer.batch_id))
+        .join(giver, giver.c.id == col(Transfer.from_account_id))
+        .join(receiver, receiver.c.id == col(Transfer.to_account_id))
+        .where(or_(col(Transfer.from_account_id) == actor.account_id, col(Transfer.to_account_id) == actor.account_id))
+        .order_by(col(Transfer.id).desc())).all()
+    return [TransferPublic(
+        bid=batch.bid, direction="made" if row.from_account_id == actor.account_id else "received",
+        from_account=from_name, to_account=to_name, state=state_of(row), devices=batch.device_count,
+        vendor=batch.vendor, model=batch.model, note=row.note, offered_by=row.offered_by, offered_at=row.offered_at,
+        expires_at=row.expires_at, closed_by=row.closed_by, closed_at=row.closed_at).model_dump(mode="json")
+        for row, batch, from_name, to_name in rows]
+
+
+def reject_blank(code: str) -> str:
+    if not re.sub(r"[\s-]", "", code or ""):
+        raise BadInput("give the transfer code you were sent")
+    return code

@@ -1,0 +1,266 @@
+"""Offering a bound batch to another account and accepting it with a one-time code: the whole path with
+real receivers, every refusal, the race of two accepts, and the audit on both sides."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from bindery import audit, transfer
+from bindery import db as database
+from bindery.access import actor_for
+from bindery.errors import BinderyError
+from bindery.receiver import ReceiverAuth, create_app
+from bindery.settings import Settings
+from tests.conftest import Cli
+from tests.support import db
+from tests.support.servers import serve
+from tests.support.world import ADMIN, MEMBER, OTHER, make_world
+
+TABLES = ("binding", "batch_transfer", "custody", "audit_event", "provisioning_record")
+BETA_MEMBER, BETA_ADMIN2, THIRD = "bea@beta.io", "ben@beta.io", "gil@gamma.io"
+CODE = re.compile(r"transfer code \(shown once\): ([A-Z2-7-]+)")
+
+
+@pytest.fixture
+def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
+    make_world(cli, tmp_path, {"D001": ["a1", "a2", "a3"], "D002": ["b1"]})
+    cli.ok("user", "add", BETA_MEMBER, "--account", "Beta", "--role", "member")
+    cli.ok("user", "add", BETA_ADMIN2, "--account", "Beta", "--role", "admin")
+    cli.ok("account", "create", "Gamma")
+    cli.ok("user", "add", THIRD, "--account", "Gamma", "--role", "admin")
+    cli.ok("bind", "D001", "--user", MEMBER)
+    return cli
+
+
+@pytest.fixture
+def receivers(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two reference receivers: the giver's cloud and the receiver's."""
+    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "giver.db")) as giver, \
+            serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "taker.db")) as taker:
+        yield giver + "/interop", taker + "/interop"
+
+
+def add_api(cli: Cli, name: str, url: str, user: str) -> None:
+    cli.ok("cloud-api", "add", name, "--user", user, "--kind", "other", "--type", "private cloud",
+           "--credentials", "bindery:pw", "--url", url)
+
+
+def offer(cli: Cli, *args: str, bid: str = "D001", to: str = "Beta") -> str:
+    out = cli.ok("batch", "transfer", bid, "--to", to, "--user", ADMIN, *args).out
+    found = CODE.search(out)
+    assert found, out
+    return found[1]
+
+
+def actions(settings: Settings, user: str, bid: str) -> list[str]:
+    """The audit events of BID as the user's admin reads them, oldest first."""
+    with Session(database.get_engine(settings)) as session:
+        actor = actor_for(session=session, email=user)
+        return [e.action for e in reversed(audit.read(session=session, actor=actor, bid=bid))]
+
+
+def test_the_whole_path_from_distributor_to_oem(world: Cli, receivers: tuple[str, str], settings: Settings,
+                                                tmp_path: Path) -> None:
+    url = settings.resolved_database_url
+    giver_url, taker_url = receivers
+    add_api(world, "lab", giver_url, ADMIN)
+    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
+    before = db.counts(url, TABLES)
+    refused = world("batch", "transfer", "D001", "--to", "Beta", "--user", ADMIN)
+    assert refused.code == 1 and "batch D001 is provisioned (lab holds 3 devices): deprovision it first" in refused.err
+    assert db.counts(url, TABLES) == before
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+
+    code = offer(world, "--note", "reel 7 of PO 4411")
+    assert len(code.replace("-", "")) * 5 >= 128
+    stored = db.rows(url, "SELECT code_sha256, state FROM batch_transfer")
+    assert stored == [(hashlib.sha256(code.replace("-", "").encode()).hexdigest(), "offered")]
+    assert code not in " ".join(str(v) for r in db.rows(url, "SELECT * FROM batch_transfer") for v in r)
+    assert code not in " ".join(str(r[0]) for r in db.rows(url, "SELECT detail FROM audit_event"))
+    received = world.ok("batch", "transfers", "--user", BETA_MEMBER, "--json").json
+    assert [(t["bid"], t["direction"], t["from_account"], t["state"], t["devices"], t["note"])  # type: ignore
+            for t in received] == [("D001", "received", "Acme", "offered", 3, "reel 7 of PO 4411")]
+    made = world.ok("batch", "transfers", "--user", ADMIN, "--json").json
+    assert [(t["direction"], t["to_account"]) for t in made] == [("made", "Beta")]  # type: ignore
+    assert world.ok("batch", "transfers", "--user", THIRD, "--json").json == []
+
+    add_api(world, "plant", taker_url, OTHER)
+    world.ok("settings", "auto-provision", "on", "--cloud-api", "plant", "--user", OTHER)
+    accepted = world.ok("batch", "accept", code.lower(), "--user", OTHER)
+    assert "accepted batch D001 from account Acme: 3 devices" in accepted.out
+    assert "batch D001 -> plant: 3 of 3 devices provisioned" in accepted.out
+
+    for args in (["batch", "show", "D001", "--json"], ["provision", "D001", "--cloud-api", "lab"],
+                 ["manifest", "D001", "--out", str(tmp_path / "m.csv")], ["unbind", "D001"]):
+        gone = world(*args, "--user", ADMIN)
+        assert gone.code == 2 and "unknown BID D001" in gone.err, args
+    assert world.ok("batch", "list", "--user", ADMIN, "--json").json == []
+    shown = world.ok("batch", "show", "D001", "--user", BETA_MEMBER, "--json").json
+    assert {k: shown[k] for k in ("account", "bound_by", "target", "provisioned", "failed")} == {  # type: ignore
+        "account": "Beta", "bound_by": OTHER, "target": "plant", "provisioned": {"plant": 3}, "failed": {}}
+    chain = [(c["account"], c["bid"], c["via"], c["offered_by"], c["accepted_by"], c["until"] is None)
+             for c in shown["custody"]]  # type: ignore
+    assert chain == [("Acme", "D001", "bind", None, MEMBER, False), ("Beta", "D001", "transfer", ADMIN, OTHER, True)]
+    assert shown["custody"][0]["until"] == shown["custody"][1]["since"]  # type: ignore
+    world.ok("manifest", "D001", "--out", str(tmp_path / "beta.csv"), "--user", OTHER)
+    with (tmp_path / "beta.csv").open(newline="") as manifest:
+        assert [row[0] for row in csv.reader(manifest)] == ["device_id", "a1", "a2", "a3"]
+    assert db.scalar(url, "SELECT COUNT(*) FROM provisioning_record r JOIN cloud_api a ON a.id = r.cloud_api_id "
+                          "WHERE a.name = 'lab' AND r.status = 'removed'") == 3  # the giver's history is kept
+
+    for side in (ADMIN, OTHER):
+        assert [a for a in actions(settings, side, "D001") if a.startswith("transfer.")] == [
+            "transfer.offer", "transfer.accept"], side
+    assert "batch.bind" in actions(settings, ADMIN, "D001") and "batch.bind" not in actions(settings, OTHER, "D001")
+    assert actions(settings, THIRD, "D001") == []
+    operator = world.ok("audit", "--bid", "D001", "--json").json
+    assert sum(1 for e in operator if e["action"] == "transfer.accept") == 2  # type: ignore
+
+
+def test_refusals_change_nothing(world: Cli, settings: Settings) -> None:
+    url = settings.resolved_database_url
+    before = db.counts(url, TABLES)
+    for args, code, said in [
+        (["D001", "--to", "Beta", "--user", MEMBER], 1, "only admins may offer, accept or withdraw batch transfers"),
+        (["D001", "--to", "Acme", "--user", OTHER], 2, "unknown BID D001"),
+        (["D002", "--to", "Beta", "--user", ADMIN], 2, "unknown BID D002"),
+        (["D001", "--to", "Nobody", "--user", ADMIN], 2, "--to: unknown account 'Nobody'"),
+        (["D001", "--to", "Acme", "--user", ADMIN], 2, "--to: batch D001 already belongs to account Acme"),
+        (["D001", "--to", "Beta", "--expires", "7w", "--user", ADMIN], 2, "--expires: '7w' is not a duration"),
+        (["D001", "--to", "Beta", "--expires", "91d", "--user", ADMIN], 2, "--expires: '91d' is not from 1m to 90d"),
+    ]:
+        result = world("batch", "transfer", *args)
+        assert (result.code, result.err.count("\n")) == (code, 1) and said in result.err, (args, result.err)
+    assert db.counts(url, TABLES) == before
+
+    code = offer(world)
+    before = db.counts(url, TABLES)
+    for args, exit_code, said in [
+        (["batch", "transfer", "D001", "--to", "Gamma", "--user", ADMIN], 1, "batch D001 is on offer"),
+        (["batch", "accept", code, "--user", BETA_MEMBER], 1, "bea@beta.io is a member of account Beta"),
+        (["batch", "accept", code, "--user", THIRD], 2, transfer.UNKNOWN_CODE),
+        (["batch", "accept", "AAAA-BBBB", "--user", OTHER], 2, transfer.UNKNOWN_CODE),
+        (["batch", "accept", " - ", "--user", OTHER], 2, "give the transfer code you were sent"),
+        (["batch", "accept", code, "--user", ADMIN], 2, transfer.UNKNOWN_CODE),
+        (["provision", "D001", "--user", ADMIN], 1, "batch D001 is on offer to another account"),
+        (["unbind", "D001", "--user", ADMIN], 1, "before you unbind it"),
+        (["batch", "split", "D001", "--count", "1", "--new-bid", "D001-B", "--user", ADMIN], 1,
+         "before you split it"),
+        (["batch", "withdraw", "D001", "--user", OTHER], 2, "unknown BID D001"),
+        (["batch", "withdraw", "D001", "--user", MEMBER], 1, "only admins"),
+    ]:
+        result = world(*args)
+        assert result.code == exit_code and said in result.err, (args, result.err)
+    assert db.counts(url, TABLES) == before
+
+    world.ok("batch", "withdraw", "D001", "--user", ADMIN)
+    withdrawn = world("batch", "accept", code, "--user", OTHER)
+    assert withdrawn.code == 1 and f"the offer of batch D001 was withdrawn by {ADMIN}" in withdrawn.err
+    again = world("batch", "withdraw", "D001", "--user", ADMIN)
+    assert again.code == 1 and "batch D001 is not on offer: nothing to withdraw" in again.err
+    assert world.ok("batch", "show", "D001", "--user", ADMIN, "--json").json["account"] == "Acme"  # type: ignore
+    for side in (ADMIN, OTHER):
+        assert [a for a in actions(settings, side, "D001") if a.startswith("transfer.")] == [
+            "transfer.offer", "transfer.withdraw"]
+
+    used = offer(world)
+    assert used != code
+    world.ok("batch", "accept", used, "--user", OTHER)
+    twice = world("batch", "accept", used, "--user", BETA_ADMIN2)
+    assert twice.code == 1 and "the transfer code for batch D001 was already used" in twice.err
+
+
+def test_an_expired_code_is_refused_and_audited_on_both_sides(world: Cli, settings: Settings) -> None:
+    url = settings.resolved_database_url
+    code = offer(world, "--expires", "1m")
+    db.execute(url, "UPDATE batch_transfer SET expires_at = offered_at")  # the minute has passed
+    expired = world("batch", "accept", code, "--user", OTHER)
+    assert expired.code == 1 and "the transfer code for batch D001 expired at" in expired.err
+    assert "ask account Acme for a new offer" in expired.err
+    assert db.rows(url, "SELECT state FROM batch_transfer") == [("expired",)]
+    assert world.ok("batch", "show", "D001", "--user", ADMIN, "--json").json["account"] == "Acme"  # type: ignore
+    for side in (ADMIN, OTHER):
+        assert actions(settings, side, "D001")[-1] == "transfer.expired"
+    listed = world.ok("batch", "transfers", "--user", OTHER, "--json").json
+    assert [t["state"] for t in listed] == ["expired"]  # type: ignore
+    fresh = offer(world)  # an expired offer no longer holds the batch
+    world.ok("batch", "accept", fresh, "--user", OTHER)
+
+
+def test_stale_offer_does_not_block_a_new_one(world: Cli, settings: Settings) -> None:
+    offer(world, "--expires", "1m")
+    db.execute(settings.resolved_database_url, "UPDATE batch_transfer SET expires_at = offered_at")
+    offer(world, to="Gamma")
+    assert sorted(r[0] for r in db.rows(settings.resolved_database_url, "SELECT state FROM batch_transfer")) == [
+        "expired", "offered"]
+
+
+def test_two_accepts_at_once_exactly_one_wins(world: Cli, settings: Settings) -> None:
+    """Two admins of the receiver paste the same code at the same moment, each on its own connection."""
+    code = offer(world)
+    engine = database.get_engine(settings)
+    with Session(engine) as lookup:
+        actors = [actor_for(session=lookup, email=OTHER), actor_for(session=lookup, email=BETA_ADMIN2)]
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def racer(i: int) -> None:
+        with Session(engine) as session:
+            start.wait()
+            try:
+                transfer.accept(session=session, actor=actors[i], code=code)
+                session.commit()
+                outcomes.append("won")
+            except BinderyError as exc:
+                session.rollback()
+                outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["the transfer code for batch D001 was already used", "won"]
+    url = settings.resolved_database_url
+    assert db.scalar(url, "SELECT COUNT(*) FROM custody WHERE until IS NULL") == 1
+    assert db.scalar(url, "SELECT COUNT(*) FROM audit_event WHERE action = 'transfer.accept'") == 2  # one a side
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_second_accept_waits_for_the_first_then_loses(world: Cli, settings: Settings) -> None:
+    """PostgreSQL: the first accept holds its updated row uncommitted; the second's UPDATE waits on it and,
+    once the first commits, matches no row (SQLite serialises at BEGIN IMMEDIATE, covered above)."""
+    code = offer(world)
+    engine = database.get_engine(settings)
+    with Session(engine) as lookup:
+        first_actor, second_actor = actor_for(session=lookup, email=OTHER), actor_for(session=lookup, email=BETA_ADMIN2)
+    first = Session(engine)
+    transfer.accept(session=first, actor=first_actor, code=code)
+    first.flush()
+    errors: list[str] = []
+
+    def second() -> None:
+        with Session(engine) as session:
+            try:
+                transfer.accept(session=session, actor=second_actor, code=code)
+                session.commit()
+            except BinderyError as exc:
+                errors.append(str(exc))
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=1.0)
+    assert thread.is_alive(), "the second accept must wait for the first transaction"
+    first.commit()
+    first.close()
+    thread.join(timeout=10)
+    assert errors == ["the transfer code for batch D001 was already used"]
