@@ -138,20 +138,33 @@ def bind_and_provision(*, settings: Settings, user: str, bid: str, cloud_api: st
     return planned.outcome, report
 
 
-def accept_and_provision(*, settings: Settings, user: str, code: str, progress: Progress | None = None,
-                         origin: runs.Origin = runs.CLI) -> tuple[Accepted, RunReport | None]:
-    """Accept a transferred batch; the receiver's auto-provision setting then acts as on a bind (the
-    default API also becomes the batch's target)."""
+@dataclass(frozen=True)
+class AcceptPlan:
+    accepted: Accepted
+    cloud_api: str | None
+
+
+def accept_for_provisioning(*, settings: Settings, user: str, code: str) -> AcceptPlan:
+    """Accept a transferred batch (committed at once); the receiver's auto-provision setting then decides
+    where to provision, as on a bind (its default API also becomes the batch's target)."""
     with session_scope(settings) as session:
         actor = actor_for(session=session, email=user)
         accepted = accept(session=session, actor=actor, code=code)
         auto = account_settings(session=session, actor=actor)
         defaults = session.get(AccountSettings, actor.account_id)
         if not auto.enabled or auto.cloud_api is None or defaults is None:
-            return accepted, None
+            return AcceptPlan(accepted, None)
         _batch, binding = owned_batch(session=session, actor=actor, bid=accepted.bid)
         binding.target_cloud_api_id = defaults.default_cloud_api_id
         session.add(binding)
-    report = provision_batch(settings=settings, user=user, bid=accepted.bid, cloud_api=auto.cloud_api,
+        return AcceptPlan(accepted, auto.cloud_api)
+
+
+def accept_and_provision(*, settings: Settings, user: str, code: str, progress: Progress | None = None,
+                         origin: runs.Origin = runs.CLI) -> tuple[Accepted, RunReport | None]:
+    planned = accept_for_provisioning(settings=settings, user=user, code=code)
+    if planned.cloud_api is None:
+        return planned.accepted, None
+    report = provision_batch(settings=settings, user=user, bid=planned.accepted.bid, cloud_api=planned.cloud_api,
                              progress=progress, action=Action.AUTO_PROVISION, origin=origin)
-    return accepted, report
+    return planned.accepted, report

@@ -10,16 +10,26 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from bindery import binding
+from bindery import binding, split, transfer
 from bindery.access import Action, require
 from bindery.clouds import config
+from bindery.errors import BadInput, FieldError
 from bindery.models.accounts import BindingPublic, UserPublic
 from bindery.models.clouds import CloudApiPublic
 from bindery.models.provisioning import AccountSettingsPublic
+from bindery.models.transfers import TransferOfferPublic, TransferPublic
 from bindery.provisioning import service
 from bindery.web import cloudapis, services
 from bindery.web.deps import ActorDep, JobsDep, SessionDep, SettingsDep, api_actor, bearer, jobs_of, settings_of
-from bindery.web.schemas import ERRORS, BindResultPublic, DevicePagePublic, JobPublic, JobStatusPublic
+from bindery.web.schemas import (
+    ERRORS,
+    AcceptResultPublic,
+    BindResultPublic,
+    DevicePagePublic,
+    JobPublic,
+    JobStatusPublic,
+    SplitResultPublic,
+)
 
 __all__ = ["ActorDep", "api_actor", "bearer", "jobs_of", "router", "settings_of"]
 
@@ -48,6 +58,33 @@ class DeprovisionRequest(BaseModel):
 class AutoProvisionRequest(BaseModel):
     enabled: bool
     cloud_api: str | None = Field(default=None, max_length=200)
+
+
+class TransferRequest(BaseModel):
+    to_account: str = Field(max_length=64, description="the receiving account")
+    expires: str = Field(default=transfer.DEFAULT_EXPIRY, max_length=16, description="the code's life: 30m, 12h, "
+                         "7d (at most 90d)")
+    note: str | None = Field(default=None, max_length=500, description="a note the receiver sees with the offer")
+
+
+class AcceptRequest(BaseModel):
+    code: str = Field(max_length=100, description="the transfer code the giver handed over")
+
+
+class SplitRequest(BaseModel):
+    new_bid: str = Field(max_length=64, description="BID of the new batch")
+    count: int | None = Field(default=None, ge=1, description="move the first N devices in device-id order")
+    devices: list[Annotated[str, Field(max_length=128)]] | None = Field(
+        default=None, max_length=100_000, description="or move these device ids")
+
+
+# A rule's FieldError names the CLI's flag; the API names the body's field.
+BODY_FIELDS = {"to": "to_account", "expires": "expires", "note": "note", "new_bid": "new_bid", "count": "count",
+               "devices": "devices"}
+
+
+def in_body_words(exc: FieldError) -> BadInput:
+    return BadInput(exc.said(BODY_FIELDS.get(exc.field, exc.field)))
 
 
 CloudApiRequest = cloudapis.CloudApiCreate
@@ -193,3 +230,41 @@ def put_auto_provision(session: SessionDep, actor: ActorDep, body: AutoProvision
     current = service.set_auto_provision(session=session, actor=actor, enabled=body.enabled,
                                          cloud_api=body.cloud_api or None)
     return AccountSettingsPublic(enabled=current.enabled, cloud_api=current.cloud_api)
+
+
+@router.post("/batches/{bid}/transfer", status_code=status.HTTP_201_CREATED,
+             summary="Offer a batch to another account (admins); the answer holds the one-time code, shown once")
+def offer_transfer(session: SessionDep, actor: ActorDep, bid: str, body: TransferRequest) -> TransferOfferPublic:
+    try:
+        return transfer.offer(session=session, actor=actor, bid=bid, to_account=body.to_account,
+                              expires=transfer.parse_expires(body.expires), note=body.note)
+    except FieldError as exc:
+        raise in_body_words(exc) from None
+
+
+@router.delete("/batches/{bid}/transfer", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Withdraw your account's open offer of a batch (admins)")
+def withdraw_transfer(session: SessionDep, actor: ActorDep, bid: str) -> Response:
+    transfer.withdraw(session=session, actor=actor, bid=bid)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/transfers", summary="Offers made and received by your account (never their codes)")
+def list_transfers(session: SessionDep, actor: ActorDep) -> list[TransferPublic]:
+    return [TransferPublic.model_validate(row) for row in transfer.list_transfers(session=session, actor=actor)]
+
+
+@router.post("/transfers/accept", summary="Accept a batch offered to your account, with its code (admins)")
+def accept_transfer(settings: SettingsDep, jobs: JobsDep, actor: ActorDep, body: AcceptRequest) -> AcceptResultPublic:
+    return AcceptResultPublic.model_validate(services.accept_transfer(settings, jobs, actor, body.code))
+
+
+@router.post("/batches/{bid}/split", status_code=status.HTTP_201_CREATED,
+             summary="Cut a batch in two (admins): the first count devices, or the devices named, move to new_bid")
+def split_batch(session: SessionDep, actor: ActorDep, bid: str, body: SplitRequest) -> SplitResultPublic:
+    try:
+        done = split.split(session=session, actor=actor, bid=bid, new_bid=body.new_bid, count=body.count,
+                           device_ids=body.devices)
+    except FieldError as exc:
+        raise in_body_words(exc) from None
+    return SplitResultPublic(bid=done.bid, new_bid=done.new_bid, moved=done.moved, left=done.left)

@@ -88,6 +88,20 @@ class BindResultPublic(_Answer):
                                               "auto-provision is on")
 
 
+class AcceptResultPublic(_Answer):
+    bid: str
+    devices: int
+    from_account: str = Field(description="the account that offered the batch")
+    job: JobPublic | None = Field(description="the provisioning job, when your account's auto-provision is on")
+
+
+class SplitResultPublic(_Answer):
+    bid: str
+    new_bid: str
+    moved: int = Field(description="devices now in the new batch")
+    left: int = Field(description="devices left in the batch")
+
+
 class DevicePagePublic(_Answer):
     devices: list[ProvisioningRecordPublic]
     next: str | None = Field(description="pass as ``after`` for the next page; none on the last one")

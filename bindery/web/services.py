@@ -13,7 +13,7 @@ from sqlmodel import Session
 from starlette.background import BackgroundTask
 
 from bindery import binding, manifest
-from bindery.access import Action, Actor, owned_batch
+from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer
 from bindery.clouds import config
 from bindery.clouds.connectors import check_on_add
 from bindery.errors import BadInput, FieldError
@@ -41,13 +41,25 @@ def bind_batch(settings: Settings, jobs: Jobs, actor: Actor, bid: str | None, qr
 
 def start_provision(session: Session, jobs: Jobs, actor: Actor, bid: str, cloud_api: str | None) -> Job:
     """Provision Now: refuse at once what the run would refuse, then start the job."""
-    _batch, owned = owned_batch(session=session, actor=actor, bid=bid, action=Action.PROVISION)
+    batch, owned = owned_batch(session=session, actor=actor, bid=bid, action=Action.PROVISION)
+    refuse_while_on_offer(session=session, batch=batch, doing="provision it")
     if cloud_api:
         config.get_cloud_api(session=session, actor=actor, name=cloud_api, action=Action.PROVISION)
     elif owned.target_cloud_api_id is None:
         raise BadInput("the batch has no target Product Cloud API: give cloud_api")
     session.commit()  # the checks' transaction ends here: the job's run takes its own locks
     return jobs.start(actor, "provision", bid, cloud_api or None)
+
+
+def accept_transfer(settings: Settings, jobs: Jobs, actor: Actor, code: str) -> dict[str, Any]:
+    """Accept (committed in its own transaction), then provision when the receiver's auto-provision is on."""
+    planned = service.accept_for_provisioning(settings=settings, user=actor.email, code=code)
+    answer: dict[str, Any] = {"bid": planned.accepted.bid, "devices": planned.accepted.devices,
+                              "from_account": planned.accepted.from_account, "job": None}
+    if planned.cloud_api is not None:
+        answer["job"] = jobs.start(actor, "provision", planned.accepted.bid, planned.cloud_api,
+                                   action=Action.AUTO_PROVISION).public()
+    return answer
 
 
 def start_deprovision(session: Session, jobs: Jobs, actor: Actor, bid: str, cloud_api: str, forget: bool) -> Job:

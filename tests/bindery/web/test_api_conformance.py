@@ -4,6 +4,7 @@ as a member of a seeded account, answers only documented status codes, content t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,31 +20,43 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from bindery.crypto.certs import pem_of
 from tests.bindery.web.conftest import Console
 from tests.bindery.web.test_api import add_lab, wait_job
-from tests.support.world import ADMIN, MEMBER
+from tests.support.certs import Chain, write_csv
+from tests.support.world import ADMIN, MEMBER, OTHER
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 GENERATED = 6  # per route and user: the seeded cases below reach the 2xx answers, these the edges
 
 
-def seeded(console: Console) -> dict[str, Any]:
-    """Acme with a Product Cloud API, a batch provisioned through a job, a reconcile report and an audit log."""
+def seeded(console: Console, tmp_path: Path) -> dict[str, Any]:
+    """Acme with a Product Cloud API, a batch provisioned through a job, a reconcile report and an audit log,
+    and a batch that Beta offers to Acme (its code)."""
     add_lab(console).raise_for_status()
+    chain = Chain("offered")
+    console.cli.ok("trust", "add", *chain.write_ca(tmp_path / "offered-ca"))
+    console.cli.ok("reel", "import", write_csv(tmp_path / "W009.csv", [
+        (f"w9-{i}", "W009", pem_of(chain.device(f"cn-w9-{i}"))) for i in range(2)]))
+    console.cli.ok("bind", "W009", "--user", OTHER)
+    offered = console.cli.ok("batch", "transfer", "W009", "--to", "Acme", "--user", OTHER).out
     with console.client(ADMIN) as admin:
         bound = admin.post("/api/batches", json={"bid": "W002", "cloud_api": "lab"}).json()
         assert wait_job(admin, bound["job"])["state"] == "COMPLETED"
     with console.client(MEMBER) as member:
         member.post("/api/batches", json={"bid": "W001"}).raise_for_status()
     console.cli.ok("reconcile", "--account", "Acme")
-    return {"bid": "W002", "name": "lab", "job_id": bound["job"]["id"]}
+    code = offered.split("(shown once): ", 1)[1].split()[0]
+    return {"bid": "W002", "name": "lab", "job_id": bound["job"]["id"], "code": code}
 
 
 def explicit(path: str, method: str, values: dict[str, Any], console: Console) -> Iterator[dict[str, Any]]:
     """The calls that reach each route's 2xx answers on the seeded data (as Case keyword arguments)."""
     if method == "DELETE":  # what the POSTs added: a batch without provisioned devices, an API not in use
         values = {"bid": "W003", "name": "lab2"}
+    if path in ("/api/batches/{bid}/split", "/api/batches/{bid}/transfer"):  # W001: bound, nothing provisioned
+        values = {**values, "bid": "W001"}
     params = {name: values[name] for name in ("bid", "name", "job_id") if "{" + name + "}" in path}
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/api/batches"): {"bid": "W003"},
@@ -55,6 +68,9 @@ def explicit(path: str, method: str, values: dict[str, Any], console: Console) -
                                       "check": False},
         ("PUT", "/api/settings/auto-provision"): {"enabled": False},
         ("PATCH", "/api/cloud-apis/{name}"): {"kind": "other", "quota": "500", "check": False},
+        ("POST", "/api/batches/{bid}/split"): {"new_bid": "W001-B", "count": 2},
+        ("POST", "/api/batches/{bid}/transfer"): {"to_account": "Beta", "expires": "1d"},
+        ("POST", "/api/transfers/accept"): {"code": values.get("code", "")},
     }
     case: dict[str, Any] = {"path_parameters": params}
     if (method, path) in bodies:
@@ -90,9 +106,10 @@ ORDER = {"GET": 0, "PUT": 1, "PATCH": 1, "POST": 2, "DELETE": 3}  # read the see
 
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_answers_conform_to_the_openapi_document(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_answers_conform_to_the_openapi_document(console: Console, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
     monkeypatch.setenv("BINDERY_HTTP_TIMEOUT", "2")
-    values = seeded(console)
+    values = seeded(console, tmp_path)
     schema = schemathesis.openapi.from_url(f"{console.url}/openapi.json")
     operations = sorted((result.ok() for result in schema.get_all_operations()),
                         key=lambda op: (ORDER[op.method.upper()], op.path))

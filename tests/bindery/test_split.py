@@ -1,0 +1,128 @@
+"""Cutting a batch in two, by count and by a file of device ids: disjoint and complete, refused cases,
+and the custody chain after a split and then a transfer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bindery.settings import Settings
+from tests.conftest import Cli
+from tests.support import db
+from tests.support.world import ADMIN, MEMBER, OTHER, make_world
+
+DEVICES = ["a5", "a1", "a3", "a2", "a4"]
+TABLES = ("batch", "device", "binding", "custody", "audit_event", "provisioning_record")
+
+
+@pytest.fixture
+def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
+    make_world(cli, tmp_path, {"D001": DEVICES, "D002": ["b1"]})
+    cli.ok("bind", "D001", "--user", MEMBER)
+    return cli
+
+
+def members(settings: Settings, bid: str) -> list[str]:
+    return [str(r[0]) for r in db.rows(settings.resolved_database_url, "SELECT d.device_id FROM device d JOIN batch b "
+                                       "ON b.id = d.batch_id WHERE b.bid = :bid ORDER BY d.device_id", bid=bid)]
+
+
+def test_split_by_count_takes_the_first_devices_in_id_order(world: Cli, settings: Settings) -> None:
+    done = world.ok("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
+    assert "split batch D001: 2 devices moved to new batch D001-B, 3 left" in done.out
+    assert members(settings, "D001-B") == ["a1", "a2"] and members(settings, "D001") == ["a3", "a4", "a5"]
+    parent = world.ok("batch", "show", "D001", "--user", MEMBER, "--json").json
+    child = world.ok("batch", "show", "D001-B", "--user", MEMBER, "--json").json
+    assert (parent["devices"], parent["bound"], parent["split_from"]) == (3, 3, None)  # type: ignore
+    assert {k: child[k] for k in ("vendor", "model", "devices", "bound", "account", "split_from")} == {  # type: ignore
+        "vendor": parent["vendor"], "model": parent["model"], "devices": 2, "bound": 2,  # type: ignore
+        "account": "Acme", "split_from": "D001"}
+    assert [(c["account"], c["bid"], c["via"], c["until"] is None) for c in child["custody"]] == [  # type: ignore
+        ("Acme", "D001", "bind", False), ("Acme", "D001-B", "split", True)]
+    assert [(c["bid"], c["via"]) for c in parent["custody"]] == [("D001", "bind")]  # type: ignore
+    listed = world.ok("batch", "list", "--user", MEMBER, "--json").json
+    assert [b["bid"] for b in listed] == ["D001", "D001-B"]  # type: ignore
+    events = db.rows(settings.resolved_database_url, "SELECT subject FROM audit_event WHERE action = 'batch.split' "
+                     "ORDER BY subject")
+    assert events == [("D001",), ("D001-B",)]
+
+
+def test_split_by_file_moves_exactly_the_named_devices(world: Cli, settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "cut.txt").write_text("a4\n\na1\n")
+    world.ok("batch", "split", "D001", "--devices", str(tmp_path / "cut.txt"), "--new-bid", "D001-C", "--user", ADMIN)
+    assert members(settings, "D001-C") == ["a1", "a4"] and members(settings, "D001") == ["a2", "a3", "a5"]
+    everything = members(settings, "D001") + members(settings, "D001-C")
+    assert sorted(everything) == sorted(DEVICES)  # disjoint and complete
+    assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM device") == len(DEVICES) + 1
+
+
+@pytest.mark.parametrize(("args", "code", "said"), [
+    (["--count", "0"], 2, "--count: 0 is not from 1 to 4"),
+    (["--count", "5"], 2, "--count: 5 is not from 1 to 4"),
+    ([], 2, "give either --count N or --devices FILE"),
+    (["--count", "1", "--devices", "{file}"], 2, "give either --count N or --devices FILE"),
+    (["--devices", "{missing}"], 2, "--devices: cannot read"),
+    (["--devices", "{file}:a1\na9"], 2, "--devices: device 'a9' is not in batch D001"),
+    (["--devices", "{file}:a1\na1"], 2, "--devices: device 'a1' is named twice"),
+    (["--devices", "{file}:b1"], 2, "--devices: device 'b1' is not in batch D001"),
+    (["--devices", "{file}:a1\na2\na3\na4\na5"], 2, "--devices: names all 5 devices of batch D001"),
+    (["--devices", "{file}:\n"], 2, "--devices: the file names no device"),
+    (["--count", "1", "--new-bid", "D002"], 2, "--new-bid: BID D002 is taken"),
+    (["--count", "1", "--new-bid", "D 3"], 2, "--new-bid: invalid BID 'D 3'"),
+    (["--count", "1", "--user", MEMBER], 1, "only admins may split batches"),
+    (["--count", "1", "--user", OTHER], 2, "unknown BID D001"),
+])
+def test_refused_splits_change_nothing(world: Cli, settings: Settings, tmp_path: Path, args: list[str], code: int,
+                                       said: str) -> None:
+    given = []
+    for arg in args:
+        if arg.startswith("{file}"):
+            (tmp_path / "ids.txt").write_text(arg.removeprefix("{file}").removeprefix(":"))
+            arg = str(tmp_path / "ids.txt")
+        given.append(str(tmp_path / "absent.txt") if arg == "{missing}" else arg)
+    if "--new-bid" not in given:
+        given += ["--new-bid", "D003"]
+    if "--user" not in given:
+        given += ["--user", ADMIN]
+    before = db.counts(settings.resolved_database_url, TABLES)
+    result = world("batch", "split", "D001", *given)
+    assert result.code == code and said in result.err, result.err
+    assert result.err.count("\n") == 1
+    assert db.counts(settings.resolved_database_url, TABLES) == before
+
+
+def test_refused_while_moved_devices_are_provisioned(world: Cli, settings: Settings, receiver: str,
+                                                     tmp_path: Path) -> None:
+    world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
+    before = db.counts(settings.resolved_database_url, TABLES)
+    refused = world("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
+    assert refused.code == 1 and "2 of the 2 devices to move from batch D001 are provisioned" in refused.err
+    assert db.counts(settings.resolved_database_url, TABLES) == before
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    world.ok("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
+    moved = db.rows(settings.resolved_database_url, "SELECT b.bid, COUNT(*) FROM provisioning_record r JOIN batch b "
+                    "ON b.id = r.batch_id GROUP BY b.bid ORDER BY b.bid")
+    assert moved == [("D001", 3), ("D001-B", 2)]  # each device's records went with it
+
+
+def test_custody_after_a_split_then_a_transfer(world: Cli, settings: Settings) -> None:
+    world.ok("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
+    out = world.ok("batch", "transfer", "D001-B", "--to", "Beta", "--user", ADMIN).out
+    code = re.search(r"shown once\): (\S+)", out)
+    assert code
+    world.ok("batch", "accept", code[1], "--user", OTHER)
+    child = world.ok("batch", "show", "D001-B", "--user", OTHER, "--json").json
+    assert child["split_from"] == "D001" and child["devices"] == 2  # type: ignore
+    assert [(c["account"], c["bid"], c["via"], c["offered_by"], c["accepted_by"]) for c in child["custody"]] == [  # type: ignore
+        ("Acme", "D001", "bind", None, MEMBER), ("Acme", "D001-B", "split", None, ADMIN),
+        ("Beta", "D001-B", "transfer", ADMIN, OTHER)]
+    assert [b["bid"] for b in world.ok("batch", "list", "--user", ADMIN, "--json").json] == ["D001"]  # type: ignore
+    gone = world("batch", "show", "D001-B", "--user", ADMIN)
+    assert gone.code == 2 and "unknown BID D001-B" in gone.err
+    text = world.ok("batch", "show", "D001-B", "--user", OTHER).out
+    assert "custody: Beta as D001-B (transfer," in text

@@ -1,0 +1,89 @@
+"""Transfers and splits over the HTTP API (a real uvicorn server): the same rules as the CLI, in the
+API's words (body field names, status codes)."""
+
+from __future__ import annotations
+
+from bindery.settings import Settings
+from tests.bindery.web.conftest import Console
+from tests.bindery.web.test_api import add_lab, wait_job
+from tests.support import db
+from tests.support.world import ADMIN, MEMBER, OTHER
+
+
+def test_offer_accept_and_the_giver_loses_sight(console: Console, settings: Settings) -> None:
+    with console.client(MEMBER) as member:
+        assert member.post("/api/batches", json={"bid": "W002"}).status_code == 201
+        refused = member.post("/api/batches/W002/transfer", json={"to_account": "Beta"})
+        assert refused.status_code == 403 and "only admins" in refused.json()["detail"]
+    with console.client(ADMIN) as admin:
+        bad = admin.post("/api/batches/W002/transfer", json={"to_account": "Nobody"})
+        assert bad.status_code == 422 and bad.json()["detail"] == "to_account: unknown account 'Nobody'"
+        late = admin.post("/api/batches/W002/transfer", json={"to_account": "Beta", "expires": "1y"})
+        assert late.status_code == 422 and late.json()["detail"].startswith("expires: '1y' is not a duration")
+        offered = admin.post("/api/batches/W002/transfer", json={"to_account": "Beta", "note": "cut tape 1/3"})
+        assert offered.status_code == 201, offered.text
+        code = offered.json()["code"]
+        assert offered.json()["bid"] == "W002" and offered.json()["to_account"] == "Beta"
+        again = admin.post("/api/batches/W002/transfer", json={"to_account": "Beta"})
+        assert again.status_code == 409 and "is on offer" in again.json()["detail"]
+        busy = admin.post("/api/batches/W002/provision", json={"cloud_api": None})
+        assert busy.status_code == 409 and "is on offer" in busy.json()["detail"]
+    with console.client(OTHER) as other:
+        listed = other.get("/api/transfers").json()
+        assert [(t["bid"], t["direction"], t["state"], t["note"]) for t in listed] == [
+            ("W002", "received", "offered", "cut tape 1/3")]
+        assert "code" not in listed[0] and code not in str(listed)
+        wrong = other.post("/api/transfers/accept", json={"code": "AAAA-" + code[5:]})
+        assert wrong.status_code == 404 and "unknown transfer code" in wrong.json()["detail"]
+        accepted = other.post("/api/transfers/accept", json={"code": code})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json() == {"bid": "W002", "devices": 3, "from_account": "Acme", "job": None}
+        used = other.post("/api/transfers/accept", json={"code": code})
+        assert used.status_code == 409 and "already used" in used.json()["detail"]
+        shown = other.get("/api/batches/W002").json()
+        assert shown["account"] == "Beta" and [c["account"] for c in shown["custody"]] == ["Acme", "Beta"]
+    with console.client(ADMIN) as admin:
+        assert admin.get("/api/batches/W002").status_code == 404
+        assert admin.get("/api/transfers").json()[0]["state"] == "accepted"
+    assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM batch_transfer") == 1
+
+
+def test_accept_starts_the_receivers_auto_provisioning(console: Console) -> None:
+    with console.client(ADMIN) as admin:
+        admin.post("/api/batches", json={"bid": "W003"})
+        code = admin.post("/api/batches/W003/transfer", json={"to_account": "Beta"}).json()["code"]
+        withdrawn = admin.delete("/api/batches/W003/transfer")
+        assert withdrawn.status_code == 204
+        void = admin.delete("/api/batches/W003/transfer")
+        assert void.status_code == 409 and "not on offer" in void.json()["detail"]
+        code = admin.post("/api/batches/W003/transfer", json={"to_account": "Beta"}).json()["code"]
+    with console.client(OTHER) as other:
+        added = other.post("/api/cloud-apis", json={
+            "name": "plant", "kind": "other", "type": "private cloud", "url": f"{console.receiver}/interop",
+            "credentials": "bindery:pw-secret-value", "quota": "1000"})
+        assert added.status_code == 201, added.text
+        auto = other.put("/api/settings/auto-provision", json={"enabled": True, "cloud_api": "plant"})
+        assert auto.status_code == 200
+        accepted = other.post("/api/transfers/accept", json={"code": code}).json()
+        assert accepted["job"] is not None
+        done = wait_job(other, accepted["job"])
+        assert done["state"] == "COMPLETED" and done["provisioned"] == {"plant": 2}
+
+
+def test_split_over_the_api(console: Console) -> None:
+    assert add_lab(console).status_code == 201
+    with console.client(ADMIN) as admin:
+        admin.post("/api/batches", json={"bid": "W001"})
+        cut = admin.post("/api/batches/W001/split", json={"new_bid": "W001-B", "count": 5})
+        assert cut.status_code == 201 and cut.json() == {"bid": "W001", "new_bid": "W001-B", "moved": 5, "left": 7}
+        named = admin.post("/api/batches/W001/split", json={"new_bid": "W001-C", "devices": ["w1-011", "w1-010"]})
+        assert named.json()["moved"] == 2
+        missing = admin.post("/api/batches/W001/split", json={"new_bid": "W001-D", "devices": ["w1-000"]})
+        assert missing.status_code == 422
+        assert missing.json()["detail"] == "devices: device 'w1-000' is not in batch W001"
+        taken = admin.post("/api/batches/W001/split", json={"new_bid": "W002", "count": 1})
+        assert taken.status_code == 409
+        child = admin.get("/api/batches/W001-B").json()
+        assert child["split_from"] == "W001" and child["devices"] == 5
+    with console.client(OTHER) as other:
+        assert other.post("/api/batches/W001/split", json={"new_bid": "W001-E", "count": 1}).status_code == 404
