@@ -85,14 +85,11 @@ def test_screenshots(console: Console, contexts: dict[str, BrowserContext], brow
         slow.gate.let_through(1)
         expect(page.locator('#live .running[data-api="fleet-eu"] .done')).to_have_text("4 of 12 provisioned",
                                                                                          timeout=LIVE)
-        page.close()
         close(shoot(contexts, f"{url}/batches/W001", "batch-running", "Batch W001"))
         listing = shoot(contexts, f"{url}/", "batch-list-running", "Product batches of Acme")
         expect(listing["desktop"].locator('tr[data-bid="W001"] .running')).to_be_visible()
         close(listing)
         slow.gate.let_through(2)
-        page = contexts["desktop"].new_page()
-        page.goto(f"{url}/batches/W001")
         expect(page.locator('#live .outcome[data-api="fleet-eu"] h3')).to_have_text(
             "Provisioning into fleet-eu completed", timeout=LIVE)
         page.close()
@@ -105,8 +102,17 @@ def test_screenshots(console: Console, contexts: dict[str, BrowserContext], brow
     close(failed)
     close(shoot(contexts, f"{url}/", "batch-list", "Product batches of Acme"))
 
-    # Adding a Product Cloud API.
-    adding = shoot(contexts, f"{url}/provisioning", "add-api", "Provisioning")
+    # Adding a Product Cloud API: the APIs, the kind chooser, one kind's fields, its errors beside them.
+    close(shoot(contexts, f"{url}/provisioning", "provisioning", "Provisioning"))
+    close(shoot(contexts, f"{url}/provisioning/cloud-apis/new", "add-api", "Add a Product Cloud API"))
+    adding = shoot(contexts, f"{url}/provisioning/cloud-apis/new?kind=other", "add-api-form",
+                   "Add a Product Cloud API")
+    form = adding["desktop"].locator("#cloud-api-form")
+    form.locator("#f-name").fill("lab-2")
+    form.locator("#f-url").fill("ftp://10.0.0.7/interop")
+    form.get_by_role("button", name="Add").click()
+    expect(form.locator(".field-error").first).to_be_visible()
+    adding["desktop"].screenshot(path=str(OUT / "add-api-errors.png"), full_page=True)
     close(adding)
 
     # The reel's QR code on a phone: log in to bind, then the bind form with the BID filled in.
