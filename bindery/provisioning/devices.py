@@ -120,8 +120,11 @@ def device_window(*, session: Session, actor: Actor, bid: str, cloud_api: str | 
         raise BadInput(f"limit: {limit} is not from 1 to {MAX_PAGE}")
     if start < 0:
         raise BadInput(f"start: {start} is below 0")
-    recorded = session.execute(select(col(ProvisioningRecord.id)).where(
-        col(ProvisioningRecord.batch_id) == batch.id).limit(1)).first() is not None
+    # records in the account's own APIs only: a transferred batch's earlier owners' records are theirs
+    recorded = session.execute(select(col(ProvisioningRecord.id)).join(
+        CloudApi, col(CloudApi.id) == col(ProvisioningRecord.cloud_api_id)).where(
+        col(ProvisioningRecord.batch_id) == batch.id, col(CloudApi.account_id) == actor.account_id).limit(1)
+    ).first() is not None
     matching = func.lower(col(Device.device_id)).contains((search or "").lower(), autoescape=True)
     if not recorded:
         if status or cloud_api:

@@ -264,3 +264,20 @@ def test_the_second_accept_waits_for_the_first_then_loses(world: Cli, settings: 
     first.close()
     thread.join(timeout=10)
     assert errors == ["the transfer code for batch D001 was already used"]
+
+
+def test_the_receiver_never_sees_the_givers_records(world: Cli, receiver: str, settings: Settings) -> None:
+    """The giver's removed records stay its history: the receiver's device views show the batch as new."""
+    from bindery.provisioning.devices import device_window, target_counts
+
+    add_api(world, "lab", receiver + "/interop", ADMIN)
+    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    world.ok("batch", "accept", offer(world), "--user", OTHER)
+    assert world.ok("devices", "D001", "--user", OTHER, "--json").json == []
+    with Session(database.get_engine(settings)) as session:
+        actor = actor_for(session=session, email=OTHER)
+        window = device_window(session=session, actor=actor, bid="D001")
+        assert (window.recorded, [r["device_id"] for r in window.rows]) == (False, ["a1", "a2", "a3"])
+        assert target_counts(session=session, actor=actor, bid="D001") == []
+    assert "lab" not in world.ok("batch", "show", "D001", "--user", OTHER).out
