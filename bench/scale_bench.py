@@ -109,7 +109,7 @@ def main(devices: int, workers: int) -> None:
     from sqlalchemy import text
 
     from bindery.db import get_engine
-    from bindery.provisioning.ratelimit import SAFETY
+    from bindery.provisioning.ratelimit import DEFAULT_PACE as SAFETY
 
     quota = RAISED_QUOTAS["RegisterCertificateWithoutCA"]
     with pg_database("bench_bindery") as bindery_db, pg_database("bench_prefect") as prefect_db, \
