@@ -66,6 +66,7 @@ def measure(devices: int, latency: float, chunk_size: int | None, postgres: bool
         home = Path(tmp)
         with running_dps(home / "tls", latency=latency) as (dps, url):
             env = {**os.environ, "BINDERY_HOME": str(home / "home"), "BINDERY_DATABASE_URL": db_url,
+                   "BINDERY_ALLOW_PRIVATE_TARGETS": "1",
                    "SSL_CERT_FILE": str(home / "tls" / "ca.pem"), "PYTHONPATH": str(Path.cwd())}
             prepare(env, url, dps.connection_string(), devices, chunk_size, home)
             dps.calls.clear()

@@ -75,9 +75,12 @@ def _cloud_api_command(adding: bool) -> Callable[..., None]:
             secret = secret_argument(raw, flag(spec_of(kind).secret or "")) if raw else None
             options = {k: v for k, v in given.items() if k not in secrets}
             check = None if no_check else check_on_add(session=session, settings=settings, name=name)
-            change = config.add_cloud_api if adding else config.update_cloud_api
-            api = change(session=session, settings=settings, actor=actor, name=name,
-                         options=options, secret=secret, check=check, **({"kind": kind} if adding else {}))
+            if adding:
+                api = config.add_cloud_api(session=session, settings=settings, actor=actor, name=name, kind=kind,
+                                           options=options, secret=secret, check=check)
+            else:
+                api = config.update_cloud_api(session=session, settings=settings, actor=actor, name=name,
+                                              options=options, secret=secret, check=check)
             target = config.settings_of(api).get("url")
         done = "added" if adding else "updated"
         console().print(f"{done} Product Cloud API {name} ({kind})" + ("" if no_check else ", checked"))

@@ -201,9 +201,12 @@ def remove_cloud_api(*, session: Session, actor: Actor, name: str) -> None:
 
 def update_cloud_api(*, session: Session, settings: Settings, actor: Actor, name: str,
                      options: dict[str, str | None], secret: Secret | None = None,
-                     check: Callable[[CloudApi], None] | None = None) -> CloudApi:
+                     check: Callable[[CloudApi], None] | None = None,
+                     keep_secret_on_move: bool = True) -> CloudApi:
     """Change some options of a Product Cloud API (URL, credentials, quota, chunk size, timeout), validated
-    as `add` validates them; its records, and so what it already holds, are kept."""
+    as `add` validates them; its records, and so what it already holds, are kept. Remote callers (the web)
+    pass ``keep_secret_on_move=False``: a stolen session or token must not send the stored secret to an
+    address of its choosing, so a new destination needs the secret given again."""
     require(actor, Action.CONFIGURE_CLOUD_API)
     api = get_cloud_api(session=session, actor=actor, name=name)
     stored = settings_of(api)
@@ -212,6 +215,10 @@ def update_cloud_api(*, session: Session, settings: Settings, actor: Actor, name
     derived = spec.derived(stored)  # made from other options, not given: made again from them
     merged: dict[str, str | None] = {k: stored[k] for k in (*spec.own_options, *COMMON_OPTIONS)
                                      if k in stored and k not in derived and k != spec.secret}
+    moved = [k for k in spec.destination if k in given and given[k] != stored.get(k)]
+    if moved and secret is None and api.secret_token and not keep_secret_on_move and spec.secret:
+        raise FieldError(spec.secret, f"is needed again: {spec.label(moved[0])} changes where it is sent",
+                         joined=False)
     merged.update(given)
     kept = Secret(secret_of(settings, api) or "") if api.secret_token else None
     checked = validate(api.kind, merged, settings, check=check is not None, secret=secret or kept)

@@ -181,6 +181,7 @@ class KindSpec:
     chunk_limit: int | None = None  # most devices one chunk (one task) may take, whatever --chunk-size says
     bulk_size: int | None = None  # most devices one call to the provider carries
     secret: str | None = None  # the option that is the kind's secret (encrypted, never shown)
+    destination: tuple[str, ...] = ()  # options naming where the secret is sent: a change asks for it again
     derived: Callable[[dict[str, str]], set[str]] = no_derived  # stored settings an update recomputes
     target_of: Callable[[dict[str, str]], str] = lambda s: s.get("url", "")  # what listings show as target
     order: int = 100  # place in listings and the kind chooser

@@ -99,7 +99,8 @@ def last_failed(*, session: Session, actor: Actor) -> dict[str, list[RunPublic]]
 def last_runs(*, session: Session, actor: Actor, bid: str) -> dict[str, RunPublic]:
     """The batch's last finished (de)provisioning run per target name: the outcome a page keeps showing."""
     batch, _binding = owned_batch(session=session, actor=actor, bid=bid)
-    last = (select(func.max(Run.id)).where(Run.batch_id == batch.id, col(Run.kind).in_(WORK),
+    last = (select(func.max(Run.id)).where(Run.batch_id == batch.id, Run.account_id == actor.account_id,
+                                           col(Run.kind).in_(WORK),
                                            Run.status != runs.RUNNING)
             .group_by(col(Run.cloud_api_id)))
     return {row.cloud_api: runs.public(row) for row in session.exec(select(Run).where(col(Run.id).in_(last))).all()}

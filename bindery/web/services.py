@@ -102,7 +102,8 @@ def update_cloud_api(session: Session, settings: Settings, actor: Actor, name: s
                          joined=False)
     changed = config.update_cloud_api(
         session=session, settings=settings, actor=actor, name=name, options=options, secret=secret,
-        check=check_on_add(session=session, settings=settings, name=name) if check else None)
+        check=check_on_add(session=session, settings=settings, name=name) if check else None,
+        keep_secret_on_move=False)
     session.flush()
     return config.public_view(changed)
 

@@ -38,7 +38,7 @@ class AzureDpsOptions(CloudApiOptions):
         "signature still names the connection string's HostName.", max_length=2000, input="url")
 
 
-def validate(options: dict[str, str], given: Secret | None, _settings: Settings, _check: bool) -> Checked:
+def validate(options: dict[str, str], given: Secret | None, settings: Settings, check: bool) -> Checked:
     from bindery.clouds.azure_dps_api import BadConnectionString, parse_connection_string
 
     secret = need_secret(given, "connection_string")
@@ -63,7 +63,8 @@ def validate(options: dict[str, str], given: Secret | None, _settings: Settings,
         if not url.startswith("https://"):
             raise FieldError("endpoint_url", f"{url[:200]!r} must be an https URL (the signature is a bearer "
                                              "credential)")
-        out["endpoint_url"] = check_url(url, "endpoint_url", allow_private=True, must_resolve=False)
+        out["endpoint_url"] = check_url(url, "endpoint_url", allow_private=settings.allow_private_targets,
+                                        must_resolve=check)
     return Checked(out, secret)
 
 
@@ -82,6 +83,7 @@ SPEC = KindSpec(
                 tokens=lambda _devices: 0.0,
                 source="DPS: 1,000 operations a minute per unit; the connector paces each request"),
     connect=connect, removal=Removal(True), bulk_size=BULK_LIMIT, secret="connection_string",
+    destination=("endpoint_url",),
     target_of=lambda s: s.get("host_name", ""),
     reconcile="the service's individual enrollments (an enrollments query, page by page)",
     docs="docs/clouds/azure-dps.md")

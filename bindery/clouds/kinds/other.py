@@ -49,4 +49,4 @@ SPEC = KindSpec(
     kind="other", title="Other interop receiver (HTTP Basic)", order=30,
     summary="Any receiver that speaks the vendors' interop protocol, on premises or in a private cloud.",
     options=OtherOptions, validate=validate, quota=_interop.QUOTA, connect=connect, removal=_interop.REMOVAL,
-    reconcile=None, secret="credentials")
+    reconcile=None, secret="credentials", destination=("url",))

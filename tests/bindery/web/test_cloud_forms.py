@@ -201,3 +201,21 @@ def test_the_api_sets_pace_chunk_size_and_timeout_and_shows_each_kinds_fields(co
     assert "connection_string" in schemas["AzureIotHubCloudApi"]["properties"]
     assert "connection_string" not in schemas["AwsIotCloudApi"]["properties"]
     assert schemas["OtherCloudApi"]["properties"]["type"]["enum"] == ["AWS", "Azure", "private cloud"]
+
+
+def test_a_new_destination_needs_the_secret_again_over_the_web(console: Console, settings: Settings) -> None:
+    """A stolen session or token must not send the stored credentials to an address of its choosing."""
+    with console.client(ADMIN) as api:
+        made = api.post("/api/cloud-apis", json={"name": "rx", "kind": "other", "type": "private cloud",
+                                                 "url": "https://receiver.example.com/interop",
+                                                 "credentials": "u:pw-one", "check": False})
+        assert made.status_code == 201, made.text
+        moved = api.patch("/api/cloud-apis/rx", json={"kind": "other", "url": "https://attacker.example/x",
+                                                      "check": False})
+        assert moved.status_code == 422 and "credentials is needed again" in str(moved.json()["detail"]), moved.text
+        assert api.get("/api/cloud-apis").json()[0]["url"] == "https://receiver.example.com/interop"
+        same = api.patch("/api/cloud-apis/rx", json={"kind": "other", "chunk_size": 50, "check": False})
+        assert same.status_code == 200, same.text
+        given = api.patch("/api/cloud-apis/rx", json={"kind": "other", "url": "https://other.example.com/x",
+                                                      "credentials": "u:pw-two", "check": False})
+        assert given.status_code == 200 and given.json()["url"] == "https://other.example.com/x", given.text

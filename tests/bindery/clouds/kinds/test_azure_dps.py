@@ -29,6 +29,7 @@ def dps(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reels: dict[s
     """Acme with the CSV and Microchip demo reels bound; the stand-in trusted through SSL_CERT_FILE, its
     connection string in DPS_CS and its URL in DPS_URL."""
     monkeypatch.setenv("BINDERY_RETRY_BASE_SECONDS", "0.05")
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")  # the stand-in is on loopback
     make_world(cli, tmp_path, {})
     for name in ("bindery-csv", "microchip"):
         cli.ok("trust", "add", *reels[name].ca_files)
@@ -117,6 +118,10 @@ def test_wrong_key_or_bad_options_store_nothing(dps: Dps, cli: Cli, monkeypatch:
         bad = cli("cloud-api", "add", "dps", "--user", ADMIN, "--kind", "azure-dps", "--connection-string",
                   "env:DPS_CS", "--no-check", *flags)
         assert bad.code == 2 and says in bad.err, bad.err
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "0")  # the endpoint is held to the rule every kind keeps
+    private = cli("cloud-api", "add", "dps", "--user", ADMIN, "--kind", "azure-dps", "--connection-string",
+                  "env:DPS_CS", "--no-check", "--endpoint-url", "https://10.0.0.7:8443")
+    assert private.code == 2 and "--endpoint-url" in private.err, private.err
     assert "dps" not in cli.ok("cloud-api", "list", "--user", ADMIN).out
 
 
