@@ -24,8 +24,8 @@ from bindery.errors import BadInput
 PREFIX = "BINDERY_"
 
 
-def _prefect(name: str) -> AliasChoices:
-    """A Prefect client variable, read under its own name (no BINDERY_ prefix)."""
+def _unprefixed(name: str) -> AliasChoices:
+    """A variable read under its own name, no BINDERY_ prefix (Prefect's client variables, the CA bundles)."""
     return AliasChoices(name, name.lower())
 
 
@@ -107,19 +107,25 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(default=None, repr=False, description="Where `bindery deploy` / "
                                           "`bindery alerts` point the alert automation (a webhook URL, kept "
                                           "among the Prefect block's secret values)")
-    prefect_api_url: str | None = Field(default=None, validation_alias=_prefect("PREFECT_API_URL"),
+    prefect_api_url: str | None = Field(default=None, validation_alias=_unprefixed("PREFECT_API_URL"),
                                         description="The Prefect server's API, `http://host:port/api`: long work "
                                         "from the console becomes flow runs there, and `deploy`, `worker`, "
                                         "`alerts` and `doctor` use it; unset, flows run on a temporary server")
     prefect_api_auth_string: str | None = Field(default=None, repr=False,
-                                                validation_alias=_prefect("PREFECT_API_AUTH_STRING"),
+                                                validation_alias=_unprefixed("PREFECT_API_AUTH_STRING"),
                                                 description="`user:password` for a Prefect server with auth")
-    prefect_ui_url: str | None = Field(default=None, validation_alias=_prefect("PREFECT_UI_URL"),
+    prefect_ui_url: str | None = Field(default=None, validation_alias=_unprefixed("PREFECT_UI_URL"),
                                        description="The Prefect UI's address in flow-run links (run history, "
                                        "console jobs); default: the API's host")
-    prefect_home: Path | None = Field(default=None, validation_alias=_prefect("PREFECT_HOME"),
+    prefect_home: Path | None = Field(default=None, validation_alias=_unprefixed("PREFECT_HOME"),
                                       description="Prefect's local folder; `bindery demo` defaults it to "
                                       "`$BINDERY_HOME/prefect`")
+    ssl_cert_file: str | None = Field(default=None, validation_alias=_unprefixed("SSL_CERT_FILE"),
+                                      description="A CA bundle trusted besides the system's by the azure-dps "
+                                      "connector (a private CA or a local stand-in)")
+    requests_ca_bundle: str | None = Field(default=None, validation_alias=_unprefixed("REQUESTS_CA_BUNDLE"),
+                                           description="Another CA bundle the azure-dps connector trusts (the "
+                                           "variable requests-based tools read)")
 
     @property
     def resolved_database_url(self) -> str:

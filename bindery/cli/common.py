@@ -59,8 +59,9 @@ def print_json(data: Any) -> None:
 def print_table(title: str, columns: list[str], rows: list[list[Any]], whole: tuple[str, ...] = ()) -> None:
     """``whole``: columns never wrapped (ids a reader copies)."""
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column, no_wrap=column in whole, min_width=36 if column in whole else None)
+    for index, column in enumerate(columns):
+        width = max([len(column), *(len(str(row[index] or "")) for row in rows)]) if column in whole else None
+        table.add_column(column, no_wrap=column in whole, min_width=width)
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     console().print(table)

@@ -29,7 +29,7 @@ def runs(bid: Annotated[str | None, typer.Argument(help="Only this batch's runs.
     print_table("Runs", ["id", "kind", "BID", "target", "status", "started", "by", "via", "outcome", "flow run"],
                 [[r.id, r.kind, r.bid, r.cloud_api, r.status, iso_time(r.started_at), r.started_by,
                   r.started_via + (f" (restarts #{r.replaces_run_id})" if r.replaces_run_id else ""), r.message or "",
-                  r.flow_run_id or ""] for r in found], whole=("flow run",))
+                  r.flow_run_id or ""] for r in found], whole=("started", "via", "flow run"))
     links = [(r.id, flow_run_link(r.flow_run_id, r.flow_run_url, ui)) for r in found if r.flow_run_id]
     if links and not ui and not any(link for _, link in links):
         console().print("flow runs link to the Prefect UI when PREFECT_UI_URL or PREFECT_API_URL is set")

@@ -100,7 +100,10 @@ def _error_of(response: httpx.Response) -> str:
 def bundles() -> tuple[str, ...]:
     """The CA bundles SSL_CERT_FILE and REQUESTS_CA_BUNDLE name (a private CA, a local stand-in): both are
     read, as either one is how operators point Python tools at their CA."""
-    found = (os.environ.get(v) for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"))
+    from bindery.settings import get_settings
+
+    settings = get_settings()
+    found = (settings.ssl_cert_file, settings.requests_ca_bundle)
     return tuple(dict.fromkeys(b for b in found if b and os.path.isfile(b)))
 
 

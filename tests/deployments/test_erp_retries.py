@@ -143,7 +143,11 @@ def test_readme_recipe_as_written_against_a_busy_server_on_another_port(
     assert state == "COMPLETED" and again.returncode == 0 and again.stdout.split() == [run_id, "COMPLETED"]
     creates = [status for _method, path, status in plan.calls if path.endswith("create_flow_run")]
     # the proxy's three, then the two creations; a Prefect server on SQLite under load may answer another
-    # 503 of its own ("database is locked"), which the recipe retries like the others
-    assert creates[:3] == [503, 503, 429] and [c for c in creates[3:] if c not in (429, 503)] == [200, 200]
+    # 503 of its own ("database is locked"), which the recipe retries like the others. The "503-after" call
+    # reached Prefect, which made the run (the retry then finds it: 200) — unless under load Prefect itself
+    # refused that forwarded call, when the retry makes it (201). One run either way: both invocations above
+    # answered the same run id.
+    answered = [c for c in creates[3:] if c not in (429, 503)]
+    assert creates[:3] == [503, 503, 429] and answered in ([200, 200], [201, 200]), creates
     assert held == [f"r-{i}" for i in range(6)]
     assert unknown.returncode != 0 and "Deployment not found" in unknown.stderr and unknown.stdout == ""
