@@ -31,6 +31,7 @@ def provisioned(settings: Settings) -> int:
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_kill_between_enrollment_and_answer_then_rerun(cli: Cli, tmp_path: Path, settings: Settings,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")  # the stand-in is on loopback
     monkeypatch.setenv("BINDERY_PROVISION_CHUNK_SIZE", "10")
     monkeypatch.setenv("BINDERY_PROVISION_CONCURRENCY", "1")
     make_world(cli, tmp_path, {})
