@@ -90,12 +90,12 @@ class Custody(SQLModel, table=True):
 class CustodyPublic(SQLModel):
     """One owner in a batch's chain of custody."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "populate_by_name": True, "serialize_by_alias": True}
 
     account: str
     bid: str = Field(description="the BID the batch had while this account held it")
     via: str = Field(description="bind, transfer or split")
-    since: datetime = Field(description="from")
-    until: datetime | None = Field(description="to (none: the current owner)")
+    from_: datetime = Field(alias="from", description="when this account got the batch")
+    to: datetime | None = Field(description="when it passed on (none: the current owner)")
     offered_by: str | None
     accepted_by: str = Field(description="who bound, accepted or split")

@@ -223,9 +223,9 @@ def batch_show(bid: str, as_json: JsonOption = False, user: UserOption = None) -
             if key != "custody":
                 console().print(f"{key:>12}: {value}")
         for entry in summary.get("custody", []):
-            until = (entry["until"] or "now")[:16].replace("T", " ")
+            until = (entry["to"] or "now")[:16].replace("T", " ")
             console().print(f"{'custody':>12}: {entry['account']} as {entry['bid']} ({entry['via']}, "
-                            f"{entry['since'][:16].replace('T', ' ')} to {until}, accepted by {entry['accepted_by']})")
+                            f"{entry['from'][:16].replace('T', ' ')} to {until}, accepted by {entry['accepted_by']})")
 
 
 @batch_app.command("set-target")

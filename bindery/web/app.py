@@ -96,7 +96,7 @@ def status_of(error: BinderyError) -> int:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from bindery.web import api, batches, cloud_pages, history, pages, views
+    from bindery.web import api, batches, cloud_pages, history, pages, transfer_pages, views
 
     settings = settings or get_settings()
     app = FastAPI(title="Bindery", version="1",
@@ -162,5 +162,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(cloud_pages.router)
     app.include_router(batches.router)
+    app.include_router(transfer_pages.router)
     app.include_router(views.router)
     return app

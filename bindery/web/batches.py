@@ -8,7 +8,7 @@ started anywhere (CLI, ERP, a schedule) show up and their progress moves without
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -21,17 +21,13 @@ from bindery.clouds.kinds import spec_of
 from bindery.db import session_scope
 from bindery.errors import BinderyError
 from bindery.provisioning import devices, progress, service
-from bindery.web import deps, services
+from bindery.web import deps, services, transfer_pages
 from bindery.web.credentials import NotAuthenticated
-from bindery.web.pages import back, logged_in, render, signed_in, templates
+from bindery.web.pages import back, batch_path, logged_in, render, signed_in, templates
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
 BUSY_POLL, IDLE_POLL = 2, 5  # seconds between a page's fragment requests
-
-
-def batch_path(bid: str) -> str:
-    return f"/batches/{quote(bid, safe='')}"
 
 
 def prefect_ui(request: Request) -> str | None:
@@ -66,11 +62,13 @@ def list_context(request: Request, actor: Actor, q: str) -> dict[str, Any]:
         rows = binding.account_batches(session=session, actor=actor)
         open_runs = progress.running(session=session, actor=actor)
         flagged = progress.last_failed(session=session, actor=actor)
+        received, made = transfer_pages.offers_for(session, actor)
     shown = [row for row in rows if q.strip().lower() in row["bid"].lower()] if q.strip() else rows
     working: dict[str, list[progress.RunProgress]] = {}
     for run in open_runs:
         working.setdefault(run.run.bid, []).append(run)
     return {"batches": shown, "all_batches": len(rows), "q": q, "working": working, "flagged": flagged,
+            "received": received, "made": made, "may_transfer": may(actor, Action.TRANSFER),
             "poll": BUSY_POLL if open_runs or starting(request, actor) else IDLE_POLL,
             "live_url": "/live/batches?" + urlencode({"q": q})}
 
@@ -105,6 +103,7 @@ def batch_context(request: Request, actor: Actor, bid: str, *, cloud_api: str, s
         last = progress.last_runs(session=session, actor=actor, bid=bid)
         history = runs.list_runs(session=session, actor=actor, bid=bid, limit=20)
         apis = _apis(session, actor)
+        offer = transfer_pages.open_offer(session, actor, bid)
     path = batch_path(bid)
     filters = {"cloud_api": cloud_api, "status": status, "q": q}
     kept = {k: v for k, v in filters.items() if v}
@@ -121,6 +120,7 @@ def batch_context(request: Request, actor: Actor, bid: str, *, cloud_api: str, s
         "live_url": f"{path}/live?" + urlencode({**kept, "start": start, "watch": ",".join(map(str, watching))}),
         # the device and run lists are sent with a poll only while they can change
         "lists_change": bool(open_runs or ended), "prefect_ui": prefect_ui(request),
+        "offer": offer, "may_transfer": may(actor, Action.TRANSFER), "custody": batch["custody"],
     }
 
 

@@ -94,6 +94,11 @@ SENTENCES = {
     "reel.import": "imported reel {subject} ({devices} devices, {skipped} skipped)",
     "trust.add": "trusted {kind} {subject}",
     "signing_key.create": "created token signing key {subject}",
+    "transfer.offer": "offered batch {subject} ({devices} devices) from {from_account} to {to_account}",
+    "transfer.withdraw": "withdrew the offer of batch {subject} to {to_account}",
+    "transfer.accept": "accepted batch {subject} ({devices} devices) from {from_account} into {to_account}",
+    "transfer.expired": "tried the expired transfer code of batch {subject} (offered by {from_account})",
+    "batch.split": "split {moved} devices of batch {parent} into {new_bid} ({left} left in {parent})",
 }
 HIDDEN = {"sha256", "out", "source", "fingerprint", "token_id", "holder"}  # ids and server paths, not for a page
 

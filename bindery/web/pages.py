@@ -46,6 +46,10 @@ def templates() -> Jinja2Templates:
     return found
 
 
+def batch_path(bid: str) -> str:
+    return f"/batches/{quote(bid, safe='')}"
+
+
 def current(request: Request) -> tuple[Actor, str] | None:
     cookie = request.cookies.get(COOKIE)
     if not cookie:

@@ -40,7 +40,7 @@ def test_split_by_count_takes_the_first_devices_in_id_order(world: Cli, settings
     assert {k: child[k] for k in ("vendor", "model", "devices", "bound", "account", "split_from")} == {  # type: ignore
         "vendor": parent["vendor"], "model": parent["model"], "devices": 2, "bound": 2,  # type: ignore
         "account": "Acme", "split_from": "D001"}
-    assert [(c["account"], c["bid"], c["via"], c["until"] is None) for c in child["custody"]] == [  # type: ignore
+    assert [(c["account"], c["bid"], c["via"], c["to"] is None) for c in child["custody"]] == [  # type: ignore
         ("Acme", "D001", "bind", False), ("Acme", "D001-B", "split", True)]
     assert [(c["bid"], c["via"]) for c in parent["custody"]] == [("D001", "bind")]  # type: ignore
     listed = world.ok("batch", "list", "--user", MEMBER, "--json").json

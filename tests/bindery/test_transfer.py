@@ -107,10 +107,10 @@ def test_the_whole_path_from_distributor_to_oem(world: Cli, receivers: tuple[str
     shown = world.ok("batch", "show", "D001", "--user", BETA_MEMBER, "--json").json
     assert {k: shown[k] for k in ("account", "bound_by", "target", "provisioned", "failed")} == {  # type: ignore
         "account": "Beta", "bound_by": OTHER, "target": "plant", "provisioned": {"plant": 3}, "failed": {}}
-    chain = [(c["account"], c["bid"], c["via"], c["offered_by"], c["accepted_by"], c["until"] is None)
+    chain = [(c["account"], c["bid"], c["via"], c["offered_by"], c["accepted_by"], c["to"] is None)
              for c in shown["custody"]]  # type: ignore
     assert chain == [("Acme", "D001", "bind", None, MEMBER, False), ("Beta", "D001", "transfer", ADMIN, OTHER, True)]
-    assert shown["custody"][0]["until"] == shown["custody"][1]["since"]  # type: ignore
+    assert shown["custody"][0]["to"] == shown["custody"][1]["from"]  # type: ignore
     world.ok("manifest", "D001", "--out", str(tmp_path / "beta.csv"), "--user", OTHER)
     with (tmp_path / "beta.csv").open(newline="") as manifest:
         assert [row[0] for row in csv.reader(manifest)] == ["device_id", "a1", "a2", "a3"]
