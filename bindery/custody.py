@@ -52,6 +52,7 @@ def forget(*, session: Session, batch_id: int) -> None:
 def chain(*, session: Session, batch_id: int) -> list[dict[str, Any]]:
     rows = session.exec(select(Custody, Account.name).join(Account, col(Account.id) == col(Custody.account_id))
                         .where(Custody.batch_id == batch_id).order_by(col(Custody.id))).all()
-    return [CustodyPublic(account=name, bid=entry.held_as, via=entry.via, from_=entry.since, to=entry.until,
-                          offered_by=entry.offered_by, accepted_by=entry.accepted_by).model_dump(mode="json")
-            for entry, name in rows]
+    return [CustodyPublic.model_validate({
+        "account": name, "bid": entry.held_as, "via": entry.via, "from": entry.since, "to": entry.until,
+        "offered_by": entry.offered_by, "accepted_by": entry.accepted_by}).model_dump(mode="json")
+        for entry, name in rows]
