@@ -80,4 +80,5 @@ def test_members_third_accounts_and_forged_forms_change_nothing(console: Console
         assert 'data-offer="W001"' in listed.text and 'action="/transfers/accept"' in listed.text
         taken = other.post("/transfers/accept", data={"code": f"  {code[1].lower()} ", "csrf_token": csrf(listed)},
                            follow_redirects=True)
-        assert str(taken.url).endswith("/batches/W001") and "batch W001 (12 devices) from Acme is yours now" in taken.text
+        assert str(taken.url).endswith("/batches/W001")
+        assert "batch W001 (12 devices) from Acme is yours now" in taken.text
