@@ -106,4 +106,6 @@ def refuse_while_on_offer(*, session: Session, batch: Batch, doing: str) -> None
                                                      col(Transfer.expires_at) > utcnow())).first()
     if offered is not None:
         raise BinderyError(f"batch {batch.bid} is on offer to another account: withdraw the offer "
-                           f"(bindery batch withdraw {batch.bid}) before you {doing}")
+                           f"(bindery batch withdraw {batch.bid}) before you {doing}",
+                           page_text=f"batch {batch.bid} is on offer to another account: withdraw the offer on its "
+                                   f"page before you {doing}")

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 
 class BinderyError(Exception):
-    """Something went wrong that the user should read about in one line."""
+    """Something went wrong that the user should read about in one line. ``page_text`` says it in the
+    console's words where the message names a CLI command (the console's own control does it)."""
 
     exit_code = 1
+
+    def __init__(self, *args: object, page_text: str | None = None):
+        super().__init__(*args)
+        self.page_text = page_text
+
+
+def page_words(exc: BinderyError) -> str:
+    """The error as a page shows it."""
+    return exc.page_text or str(exc)
 
 
 class BadInput(BinderyError):

@@ -11,12 +11,12 @@ from sqlmodel import Session, col, select
 
 from bindery import audit, custody
 from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer
-from bindery.errors import AlreadyExists, BinderyError, FieldError
+from bindery.errors import BinderyError, FieldError
 from bindery.models.accounts import Binding
 from bindery.models.catalog import Batch, Device
 from bindery.models.provisioning import ProvisioningRecord
 from bindery.provisioning.status import PROVISIONED
-from bindery.reels.base import check_bid
+from bindery.reels.base import check_bid, device_id_problem
 from bindery.transfer import refuse_while_running
 
 STEP = 1000
@@ -30,10 +30,24 @@ class SplitOutcome:
     left: int
 
 
+def check_new_bid(bid: str, new_bid: str) -> None:
+    """A part's BID lives in its parent's namespace (``R-7781-A`` from ``R-7781``): an owner cannot take a
+    BID another account's reel will carry, nor learn by a refusal whether some other batch exists."""
+    try:
+        check_bid(new_bid)
+    except BinderyError:
+        shown = new_bid if len(new_bid or "") <= 80 else new_bid[:77] + "..."
+        raise FieldError("new_bid", f"{shown!r} is not a BID: use 1 to 64 letters, digits, '-' or '_'") from None
+    if not (new_bid.startswith((f"{bid}-", f"{bid}_")) and len(new_bid) > len(bid) + 1):
+        raise FieldError("new_bid", f"{new_bid!r} must begin with {bid}- (or {bid}_) and name the part, "
+                         f"such as {bid}-2")
+
+
 def _chosen(session: Session, batch: Batch, count: int | None, device_ids: list[str] | None) -> list[int]:
     """The Device.id of the devices to move, after every check on the choice."""
     if (count is None) == (device_ids is None):
-        raise FieldError("count", "give either --count N or --devices FILE", named=False)
+        raise FieldError("count", "give either a number of devices or a list of device ids, not both",
+                         named=False, cli_fix="use --count N or --devices FILE")
     if count is not None:
         if not 1 <= count < batch.device_count:
             raise FieldError("count", f"{count} is not from 1 to {batch.device_count - 1} (batch {batch.bid} holds "
@@ -43,9 +57,12 @@ def _chosen(session: Session, batch: Batch, count: int | None, device_ids: list[
     assert device_ids is not None
     wanted = [d.strip() for d in device_ids if d.strip()]
     if not wanted:
-        raise FieldError("devices", "the file names no device")
+        raise FieldError("devices", "names no device")
     seen: set[str] = set()
     for device_id in wanted:
+        problem = device_id_problem(device_id)
+        if problem is not None:
+            raise FieldError("devices", f"line {len(seen) + 1}: {problem}")
         if device_id in seen:
             raise FieldError("devices", f"device {device_id[:128]!r} is named twice")
         seen.add(device_id)
@@ -76,18 +93,17 @@ def split(*, session: Session, actor: Actor, bid: str, new_bid: str, count: int 
           device_ids: list[str] | None = None) -> SplitOutcome:
     batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.SPLIT)
     assert batch.id is not None
-    try:
-        check_bid(new_bid)
-    except BinderyError as exc:
-        raise FieldError("new_bid", str(exc)) from None
+    check_new_bid(bid, new_bid)
     if session.exec(select(Batch.id).where(Batch.bid == new_bid)).first() is not None:
-        raise AlreadyExists(f"--new-bid: BID {new_bid} is taken: choose another")
+        raise FieldError("new_bid", f"BID {new_bid} is taken: choose another")
     refuse_while_on_offer(session=session, batch=batch, doing="split it")
     pks = _chosen(session, batch, count, device_ids)
     held = _provisioned_among(session, pks)
     if held:
         raise BinderyError(f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned: deprovision "
-                           f"them first (bindery deprovision {bid} --cloud-api NAME, or --forget)")
+                           f"them first (bindery deprovision {bid} --cloud-api NAME, or --forget)",
+                           page_text=f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned: "
+                                   "deprovision them on the batch page first")
     refuse_while_running(session=session, batch=batch, doing="split it")
     child = Batch(bid=new_bid, vendor=batch.vendor, model=batch.model, slot=batch.slot, device_count=len(pks),
                   source_format=batch.source_format, source_name=batch.source_name,

@@ -83,7 +83,9 @@ def refuse_while_provisioned(*, session: Session, batch: Batch, account_id: int,
         where = ", ".join(f"{name} holds {count} {'device' if count == 1 else 'devices'}"
                           for name, count in held.items())
         raise BinderyError(f"batch {batch.bid} is provisioned ({where}): deprovision it first "
-                           f"(bindery deprovision {batch.bid} --cloud-api NAME, or --forget) before you {doing}")
+                           f"(bindery deprovision {batch.bid} --cloud-api NAME, or --forget) before you {doing}",
+                           page_text=f"batch {batch.bid} is provisioned ({where}): deprovision it on its page "
+                                   f"before you {doing}")
     refuse_while_running(session=session, batch=batch, doing=doing)
 
 
@@ -96,10 +98,18 @@ def refuse_while_running(*, session: Session, batch: Batch, doing: str) -> None:
 
 
 def _account(session: Session, name: str) -> Account:
-    found = session.exec(select(Account).where(Account.name == (name or "").strip())).first()
+    """The receiving account by its name. An unknown name is said plainly: the giver must see a typo, and
+    only an admin, who names the receiver anyway, can ask (each offer is audited)."""
+    wanted = (name or "").strip()
+    found = None if has_control(wanted) else session.exec(select(Account).where(Account.name == wanted)).first()
     if found is None:
-        raise FieldError("to", f"unknown account {(name or '').strip()[:64]!r}")
+        raise FieldError("to", f"unknown account {wanted[:64]!r}")
     return found
+
+
+def has_control(text: str) -> bool:
+    """NUL and other control characters (a newline or tab aside): PostgreSQL's text refuses NUL."""
+    return any((ord(c) < 0x20 and c not in "\n\t\r") or ord(c) == 0x7f for c in text)
 
 
 def _expire_stale(session: Session, batch_id: int) -> None:
@@ -118,6 +128,8 @@ def offer(*, session: Session, actor: Actor, bid: str, to_account: str, expires:
         raise FieldError("to", f"batch {bid} already belongs to account {receiver.name}")
     if note is not None and len(note) > 500:
         raise FieldError("note", "is longer than 500 characters")
+    if note is not None and has_control(note):
+        raise FieldError("note", "holds control characters: use letters, digits, punctuation and line breaks")
     _expire_stale(session, batch.id)
     refuse_while_on_offer(session=session, batch=batch, doing="offer it again")
     refuse_while_provisioned(session=session, batch=batch, account_id=actor.account_id, doing="offer it")

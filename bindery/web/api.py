@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 from bindery import binding, split, transfer
 from bindery.access import Action, require
 from bindery.clouds import config
-from bindery.errors import BadInput, FieldError
 from bindery.models.accounts import BindingPublic, UserPublic
 from bindery.models.clouds import CloudApiPublic
 from bindery.models.provisioning import AccountSettingsPublic
@@ -76,15 +75,6 @@ class SplitRequest(BaseModel):
     count: int | None = Field(default=None, ge=1, description="move the first N devices in device-id order")
     devices: list[Annotated[str, Field(max_length=128)]] | None = Field(
         default=None, max_length=100_000, description="or move these device ids")
-
-
-# A rule's FieldError names the CLI's flag; the API names the body's field.
-BODY_FIELDS = {"to": "to_account", "expires": "expires", "note": "note", "new_bid": "new_bid", "count": "count",
-               "devices": "devices"}
-
-
-def in_body_words(exc: FieldError) -> BadInput:
-    return BadInput(exc.said(BODY_FIELDS.get(exc.field, exc.field)))
 
 
 CloudApiRequest = cloudapis.CloudApiCreate
@@ -235,11 +225,8 @@ def put_auto_provision(session: SessionDep, actor: ActorDep, body: AutoProvision
 @router.post("/batches/{bid}/transfer", status_code=status.HTTP_201_CREATED,
              summary="Offer a batch to another account (admins); the answer holds the one-time code, shown once")
 def offer_transfer(session: SessionDep, actor: ActorDep, bid: str, body: TransferRequest) -> TransferOfferPublic:
-    try:
-        return transfer.offer(session=session, actor=actor, bid=bid, to_account=body.to_account,
-                              expires=transfer.parse_expires(body.expires), note=body.note)
-    except FieldError as exc:
-        raise in_body_words(exc) from None
+    return transfer.offer(session=session, actor=actor, bid=bid, to_account=body.to_account,
+                          expires=transfer.parse_expires(body.expires), note=body.note)
 
 
 @router.delete("/batches/{bid}/transfer", status_code=status.HTTP_204_NO_CONTENT,
@@ -262,9 +249,6 @@ def accept_transfer(settings: SettingsDep, jobs: JobsDep, actor: ActorDep, body:
 @router.post("/batches/{bid}/split", status_code=status.HTTP_201_CREATED,
              summary="Cut a batch in two (admins): the first count devices, or the devices named, move to new_bid")
 def split_batch(session: SessionDep, actor: ActorDep, bid: str, body: SplitRequest) -> SplitResultPublic:
-    try:
-        done = split.split(session=session, actor=actor, bid=bid, new_bid=body.new_bid, count=body.count,
-                           device_ids=body.devices)
-    except FieldError as exc:
-        raise in_body_words(exc) from None
+    done = split.split(session=session, actor=actor, bid=bid, new_bid=body.new_bid, count=body.count,
+                       device_ids=body.devices)
     return SplitResultPublic(bid=done.bid, new_bid=done.new_bid, moved=done.moved, left=done.left)

@@ -16,7 +16,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bindery.db import is_unavailable, unavailable
-from bindery.errors import AlreadyExists, BadInput, BinderyError, DatabaseUnavailable, NotFound, PermissionDenied
+from bindery.errors import (
+    AlreadyExists,
+    BadInput,
+    BinderyError,
+    DatabaseUnavailable,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+)
 from bindery.provisioning.lease import Busy
 from bindery.settings import Settings, get_settings
 from bindery.web.credentials import NotAuthenticated, TooManyAttempts
@@ -90,6 +98,16 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
              "type": str(error.get("type", "value_error"))} for error in exc.errors()]
 
 
+# A rule's FieldError names the CLI's flag (``--to``); the API names the request's field (``to_account``).
+BODY_FIELDS = {"to": "to_account"}
+
+
+def in_body_words(exc: BinderyError) -> str:
+    if isinstance(exc, FieldError):
+        return exc.said(BODY_FIELDS.get(exc.field, exc.field))
+    return str(exc)
+
+
 def status_of(error: BinderyError) -> int:
     """The HTTP status for an error of the rules: the CLI's exit codes, said in HTTP."""
     return next(code for kind, code in STATUS if isinstance(error, kind))
@@ -145,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response = pages.error_page(request, exc, status_of(exc))
         else:
             headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
-            response = JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
+            response = JSONResponse({"detail": in_body_words(exc)}, status_code=status_of(exc), headers=headers)
         if isinstance(exc, DatabaseUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response

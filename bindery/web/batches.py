@@ -19,7 +19,7 @@ from bindery.access import Action, Actor, may
 from bindery.clouds import config
 from bindery.clouds.kinds import spec_of
 from bindery.db import session_scope
-from bindery.errors import BinderyError
+from bindery.errors import BinderyError, page_words
 from bindery.provisioning import devices, progress, service
 from bindery.web import deps, services, transfer_pages
 from bindery.web.credentials import NotAuthenticated
@@ -179,7 +179,7 @@ def provision(request: Request, bid: str, cloud_api: Annotated[str, Form(max_len
                                       f"provisioned into {left.cloud_api}")
             services.start_provision(session, deps.jobs_of(request), actor, bid, left.cloud_api)
     except BinderyError as exc:
-        return back(where, error=str(exc))
+        return back(where, error=page_words(exc))
     return back(where, ok=f"provisioning {bid} into {left.cloud_api} started: "
                           f"{left.devices - left.provisioned:,} of {left.devices:,} devices to do")
 
@@ -193,7 +193,7 @@ def retry_failed(request: Request, bid: str, cloud_api: Annotated[str, Form(max_
         with session_scope(deps.settings_of(request)) as session:
             job = services.start_provision(session, deps.jobs_of(request), actor, bid, cloud_api or None)
     except BinderyError as exc:
-        return back(batch_path(bid), error=str(exc))
+        return back(batch_path(bid), error=page_words(exc))
     return back(batch_path(bid), ok=f"retrying the devices of {bid} not yet in {job.cloud_api}")
 
 
@@ -206,7 +206,7 @@ def set_target(request: Request, bid: str, cloud_api: Annotated[str, Form(max_le
         with session_scope(deps.settings_of(request)) as session:
             service.set_target(session=session, actor=actor, bid=bid, cloud_api=cloud_api)
     except BinderyError as exc:
-        return back(where, error=str(exc))
+        return back(where, error=page_words(exc))
     return back(where, ok=f"target of {bid} is now {cloud_api} (nothing provisioned)")
 
 
@@ -237,7 +237,7 @@ def deprovision(request: Request, bid: str, cloud_api: Annotated[str, Form(max_l
         with session_scope(deps.settings_of(request)) as session:
             job = services.start_deprovision(session, deps.jobs_of(request), actor, bid, cloud_api, forget == "on")
     except BinderyError as exc:
-        return back(batch_path(bid), error=str(exc))
+        return back(batch_path(bid), error=page_words(exc))
     return back(batch_path(bid), ok=f"removing the devices of {bid} from {job.cloud_api} started")
 
 

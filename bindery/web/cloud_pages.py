@@ -16,7 +16,7 @@ from bindery.clouds import config
 from bindery.clouds.kinds import spec_of, specs
 from bindery.clouds.spec import COMMON_OPTIONS, KindSpec
 from bindery.db import session_scope
-from bindery.errors import BinderyError, FieldError
+from bindery.errors import BinderyError, FieldError, page_words
 from bindery.models.clouds import CloudApi
 from bindery.provisioning import service
 from bindery.secrets import REDACTED, Secret
@@ -168,7 +168,7 @@ async def add(request: Request) -> Response:
     except FieldError as exc:
         return _form(request, spec, values=kept, errors=_labelled(spec, [exc]), status=422, check=check)
     except BinderyError as exc:
-        return _form(request, spec, values=kept, errors={}, problem=str(exc), status=409, check=check)
+        return _form(request, spec, values=kept, errors={}, problem=page_words(exc), status=409, check=check)
     return back("/provisioning", ok=f"added Product Cloud API {fields['name']} ({spec.kind})")
 
 
@@ -214,7 +214,8 @@ async def edit(request: Request, name: str) -> Response:
         return _form(request, spec, values=kept, errors=_labelled(spec, [exc]), editing=name, status=422,
                      check=check)
     except BinderyError as exc:
-        return _form(request, spec, values=kept, errors={}, problem=str(exc), editing=name, status=409, check=check)
+        return _form(request, spec, values=kept, errors={}, problem=page_words(exc), editing=name, status=409,
+                     check=check)
     return back("/provisioning", ok=f"updated Product Cloud API {name}")
 
 
@@ -243,7 +244,7 @@ async def remove(request: Request, name: str) -> Response:
             api = config.get_cloud_api(session=session, actor=actor, name=name)
             use, kind = config.usage(session=session, api=api), spec_of(api.kind)
         return _page(request, "cloud_api_remove.html", status=409, api_name=name, kind=kind, usage=use,
-                     refused=str(exc))
+                     refused=page_words(exc))
     return back("/provisioning", ok=f"removed Product Cloud API {name}")
 
 

@@ -17,7 +17,7 @@ from bindery import binding
 from bindery.access import Action, Actor, may
 from bindery.clouds import config
 from bindery.db import session_scope
-from bindery.errors import BinderyError, DatabaseUnavailable, NotFound, PermissionDenied
+from bindery.errors import BinderyError, DatabaseUnavailable, NotFound, PermissionDenied, page_words
 from bindery.provisioning import service
 from bindery.web import deps, display, services
 from bindery.web.credentials import (
@@ -127,7 +127,7 @@ def error_page(request: Request, exc: BinderyError, status: int) -> Response:
         who = None if isinstance(exc, DatabaseUnavailable) else current(request)
     except DatabaseUnavailable:
         who = None
-    return render(request, "error.html", who, status=status, code=status, message=str(exc)[:FLASH_LIMIT])
+    return render(request, "error.html", who, status=status, code=status, message=page_words(exc)[:FLASH_LIMIT])
 
 
 def safe_next(target: str | None) -> str:
@@ -179,7 +179,7 @@ def login(request: Request, email: Annotated[str, Form(max_length=320)],
         if isinstance(exc, NotAuthenticated):  # audited in its own transaction
             with session_scope(settings) as session:
                 record_login_failure(session=session, email=email)
-        return render(request, "login.html", None, status=api_status(exc), login_csrf=csrf_token, error=str(exc),
+        return render(request, "login.html", None, status=api_status(exc), login_csrf=csrf_token, error=page_words(exc),
                       email=email, **login_context(safe_next(next)))
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax", secure=request.url.scheme == "https",
@@ -243,7 +243,7 @@ def bind(request: Request, bid: Annotated[str, Form(max_length=200)] = "",
         return back("/bind", kept={"bid": bid}, error=f"{exc}: check the BID against the reel's label (or scan "
                     "its QR code again); if it is right, ask an admin to import the reel's file first")
     except BinderyError as exc:
-        return back("/bind", kept={"bid": bid}, error=str(exc))
+        return back("/bind", kept={"bid": bid}, error=page_words(exc))
     message = (f"batch {done['bid']} was already bound to your account" if done["already_bound"]
                else f"bound batch {done['bid']} ({done['devices']} devices) to {actor.account_name}")
     if done["job"]:
@@ -260,6 +260,6 @@ def auto_provision(request: Request, enabled: Annotated[str, Form()] = "", cloud
             now = service.set_auto_provision(session=session, actor=actor, enabled=enabled == "on",
                                              cloud_api=cloud_api or None)
     except BinderyError as exc:
-        return back("/provisioning", error=str(exc))
+        return back("/provisioning", error=page_words(exc))
     state = f"on, into {now.cloud_api}" if now.enabled else "off"
     return back("/provisioning", ok=f"automatic provisioning on bind is {state}")

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from bindery import binding, split, transfer
 from bindery.access import Action, Actor, owned_batch, require
 from bindery.db import session_scope
-from bindery.errors import BinderyError, FieldError, NotFound
+from bindery.errors import BinderyError, FieldError, NotFound, page_words
 from bindery.models.transfers import OFFERED
 from bindery.web import deps, services
 from bindery.web.pages import back, batch_path, check_csrf, logged_in, render, signed_in
@@ -90,7 +90,7 @@ def offer(request: Request, bid: str, to: Annotated[str, Form(max_length=200)] =
     except NotFound:
         raise
     except BinderyError as exc:
-        return _offer_page(request, who, bid, values=values, errors={}, problem=str(exc), status=409)
+        return _offer_page(request, who, bid, values=values, errors={}, problem=page_words(exc), status=409)
     response = render(request, "transfer_made.html", who, bid=bid, path=batch_path(bid), made=made)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -105,7 +105,7 @@ def withdraw(request: Request, bid: str, csrf_token: Annotated[str, Form()] = ""
     except NotFound:
         raise
     except BinderyError as exc:
-        return back(batch_path(bid), error=str(exc))
+        return back(batch_path(bid), error=page_words(exc))
     return back(batch_path(bid), ok=f"the offer of {bid} is withdrawn: its code no longer works")
 
 
@@ -187,6 +187,6 @@ def split_batch(request: Request, bid: str, new_bid: Annotated[str, Form(max_len
     except NotFound:
         raise
     except BinderyError as exc:
-        return _split_page(request, who, bid, values=values, errors={}, problem=str(exc), status=409)
+        return _split_page(request, who, bid, values=values, errors={}, problem=page_words(exc), status=409)
     return back(batch_path(done.new_bid), ok=f"split {done.bid}: {done.moved:,} devices moved to {done.new_bid}, "
                                              f"{done.left:,} left in {done.bid}")

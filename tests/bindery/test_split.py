@@ -62,16 +62,19 @@ def test_split_by_file_moves_exactly_the_named_devices(world: Cli, settings: Set
 REFUSED = [
     (["--count", "0"], 2, "--count: 0 is not from 1 to 4"),
     (["--count", "5"], 2, "--count: 5 is not from 1 to 4"),
-    ([], 2, "give either --count N or --devices FILE"),
-    (["--count", "1", "--devices", "{file}"], 2, "give either --count N or --devices FILE"),
+    ([], 2, "give either a number of devices or a list of device ids, not both; use --count N or --devices FILE"),
+    (["--count", "1", "--devices", "{file}"], 2, "give either a number of devices or a list of device ids"),
     (["--devices", "{missing}"], 2, "--devices: cannot read"),
     (["--devices", "{file}:a1\na9"], 2, "--devices: device 'a9' is not in batch D001"),
     (["--devices", "{file}:a1\na1"], 2, "--devices: device 'a1' is named twice"),
     (["--devices", "{file}:b1"], 2, "--devices: device 'b1' is not in batch D001"),
     (["--devices", "{file}:a1\na2\na3\na4\na5"], 2, "--devices: names all 5 devices of batch D001"),
-    (["--devices", "{file}:\n"], 2, "--devices: the file names no device"),
-    (["--count", "1", "--new-bid", "D002"], 2, "--new-bid: BID D002 is taken"),
-    (["--count", "1", "--new-bid", "D 3"], 2, "--new-bid: invalid BID 'D 3'"),
+    (["--devices", "{file}:\n"], 2, "--devices: names no device"),
+    (["--devices", "{file}:a1\na\x002"], 2, "--devices: line 2: device_id has control characters"),
+    # another account's BID (D002 exists, unbound) is refused for its name, never "taken": nothing is learnt
+    (["--count", "1", "--new-bid", "D002"], 2, "--new-bid: 'D002' must begin with D001- (or D001_) and name the part"),
+    (["--count", "1", "--new-bid", "D001-"], 2, "--new-bid: 'D001-' must begin with D001-"),
+    (["--count", "1", "--new-bid", "D 3"], 2, "--new-bid: 'D 3' is not a BID"),
     (["--count", "1", "--user", MEMBER], 1, "only admins may split batches"),
     (["--count", "1", "--user", OTHER], 2, "unknown BID D001"),
 ]
@@ -88,12 +91,24 @@ def test_refused_splits_change_nothing(world: Cli, settings: Settings, tmp_path:
                 arg = str(tmp_path / "ids.txt")
             given.append(str(tmp_path / "absent.txt") if arg == "{missing}" else arg)
         if "--new-bid" not in given:
-            given += ["--new-bid", "D003"]
+            given += ["--new-bid", "D001-3"]
         if "--user" not in given:
             given += ["--user", ADMIN]
         result = world("batch", "split", "D001", *given)
         assert result.code == code and said in result.err and result.err.count("\n") == 1, (args, result.err)
         assert db.counts(settings.resolved_database_url, TABLES) == before, args
+
+
+def test_a_part_s_bid_is_taken_once_and_the_reel_s_file_imports_as_before(world: Cli, settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    world.ok("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
+    before = db.counts(settings.resolved_database_url, TABLES)
+    taken = world("batch", "split", "D001", "--count", "1", "--new-bid", "D001-B", "--user", ADMIN)
+    assert taken.code == 2 and taken.err.strip().endswith("--new-bid: BID D001-B is taken: choose another")
+    again = world("reel", "import", str(tmp_path / "D001.csv"))  # the parent's reel file, after the cut
+    assert again.code == 0, again.err
+    assert db.counts(settings.resolved_database_url, TABLES) == before  # no device twice, nothing changed
+    assert members(settings, "D001") == ["a3", "a4", "a5"]
 
 
 def test_refused_while_moved_devices_are_provisioned(world: Cli, settings: Settings, receiver: str,

@@ -125,7 +125,7 @@ def test_cloud_api_validation_secrets_and_auto_provision(console: Console, setti
     with console.client(ADMIN) as admin:
         sneaky = admin.post("/api/cloud-apis", json={"name": "x", "kind": "other", "type": "AWS", "credentials":
                                                     "@/etc/passwd", "url": f"{console.receiver}/interop"})
-        assert sneaky.status_code == 422 and sneaky.json()["detail"] == "--credentials: expected username:password"
+        assert sneaky.status_code == 422 and sneaky.json()["detail"] == "credentials: expected username:password"
         missing = admin.post("/api/cloud-apis", json={"name": "iot", "kind": "aws-iot", "region": "eu-central-1"})
         assert missing.status_code == 422 and "policy" in missing.json()["detail"]
         wrong = admin.post("/api/cloud-apis", json={"name": "x", "kind": "nope"})

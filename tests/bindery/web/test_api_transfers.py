@@ -18,6 +18,10 @@ def test_offer_accept_and_the_giver_loses_sight(console: Console, settings: Sett
     with console.client(ADMIN) as admin:
         bad = admin.post("/api/batches/W002/transfer", json={"to_account": "Nobody"})
         assert bad.status_code == 422 and bad.json()["detail"] == "to_account: unknown account 'Nobody'"
+        for body, said in (({"to_account": "Beta", "note": "PO 1\u0000x"}, "note: holds control characters"),
+                           ({"to_account": "Be\u0000ta"}, "to_account: unknown account")):  # PostgreSQL refuses NUL
+            nul = admin.post("/api/batches/W002/transfer", json=body)
+            assert nul.status_code == 422 and nul.json()["detail"].startswith(said), nul.text
         late = admin.post("/api/batches/W002/transfer", json={"to_account": "Beta", "expires": "1y"})
         assert late.status_code == 422 and late.json()["detail"].startswith("expires: '1y' is not a duration")
         offered = admin.post("/api/batches/W002/transfer", json={"to_account": "Beta", "note": "cut tape 1/3"})
@@ -81,8 +85,14 @@ def test_split_over_the_api(console: Console) -> None:
         missing = admin.post("/api/batches/W001/split", json={"new_bid": "W001-D", "devices": ["w1-000"]})
         assert missing.status_code == 422
         assert missing.json()["detail"] == "devices: device 'w1-000' is not in batch W001"
-        taken = admin.post("/api/batches/W001/split", json={"new_bid": "W002", "count": 1})
-        assert taken.status_code == 409
+        taken = admin.post("/api/batches/W001/split", json={"new_bid": "W001-B", "count": 1})
+        assert taken.status_code == 422 and taken.json()["detail"] == "new_bid: BID W001-B is taken: choose another"
+        outside = admin.post("/api/batches/W001/split", json={"new_bid": "W002", "count": 1})
+        assert outside.status_code == 422
+        assert outside.json()["detail"].startswith("new_bid: 'W002' must begin with W001-")
+        both = admin.post("/api/batches/W001/split", json={"new_bid": "W001-D", "count": 1, "devices": ["w1-000"]})
+        assert both.status_code == 422 and "--" not in both.json()["detail"], both.text
+        assert both.json()["detail"] == "give either a number of devices or a list of device ids, not both"
         child = admin.get("/api/batches/W001-B").json()
         assert child["split_from"] == "W001" and child["devices"] == 5
     with console.client(OTHER) as other:

@@ -69,7 +69,7 @@ def test_secret_reference_cannot_probe_which_server_files_exist(console: Console
             answer = admin.post("/api/cloud-apis", json={"name": "probe", "kind": "other", "type": "AWS",
                                                          "url": f"{console.receiver}/interop", "credentials": value})
             answers.append((answer.status_code, answer.json()["detail"]))
-    assert answers == [(422, "--credentials: expected username:password")] * 4
+    assert answers == [(422, "credentials: expected username:password")] * 4
 
 
 def test_connection_string_from_the_web_is_literal(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
