@@ -26,8 +26,8 @@ from bindery.db import session_scope
 from bindery.models.accounts import Binding
 from bindery.models.catalog import Batch
 from bindery.models.clouds import CloudApi
-from bindery.models.provisioning import RunLease
-from bindery.provisioning import lease
+from bindery.models.provisioning import RunLease, ShardLease
+from bindery.provisioning import lease, status
 from bindery.settings import Settings, get_settings
 
 RESTARTED_FLOWS = ("provision-batch", "provision-shard", "deprovision-batch", "bind-and-provision")
@@ -124,16 +124,47 @@ def flow_run_crashed(flow_run_id: str) -> bool:
 # --- the recovery of one crashed run ------------------------------------------------------------------------
 
 def close_crashed(settings: Settings, run: CrashedRun) -> list[int]:
-    """Its history rows closed as "crashed: process lost", and the leases its holder name still holds
-    released when the holder is surely gone (dead on this host; on another, Prefect said Crashed)."""
+    """Its history rows closed as "crashed: process lost", the leases its holder name still holds
+    released when the holder is surely gone (dead on this host; on another, Prefect said Crashed), then the
+    devices each of its provisioning runs tried settled (:func:`settle_crashed`)."""
     with session_scope(settings) as session:
-        closed = [row.id for row in runs.close_crashed(session=session, flow_run_id=run.flow_run_id)
-                  if row.id is not None]
+        rows = runs.close_crashed(session=session, flow_run_id=run.flow_run_id)
+        closed = [row.id for row in rows if row.id is not None]
+        tried = [(row.batch_id, row.cloud_api_id, row.started_at) for row in rows if row.kind == runs.PROVISION]
         held = session.exec(select(RunLease).where(col(RunLease.holder).endswith(f":{run.flow_run_id}"))).all()
         for row in held:
             if lease.holder_is_dead(row.holder, lambda flow_run: flow_run == run.flow_run_id):
                 session.delete(row)
+    for batch_id, api_id, since in tried:
+        settle_crashed(settings, batch_id=batch_id, api_id=api_id, since=since)
     return closed
+
+
+def settle_crashed(settings: Settings, *, batch_id: int, api_id: int, since: datetime) -> int:
+    """What a crashed run tried, settled as its own end would have (failed, "the run crashed…"), under the
+    (batch, target) lease taken for the purpose: when a live run holds it (a rerun already started), that
+    run is on the devices and settles them itself, so nothing is touched; devices of a shard a live run
+    still claims are left to it. Returns how many were settled."""
+    holder = lease.new_holder()
+    try:
+        with session_scope(settings) as session:
+            try:
+                lease.acquire(session=session, batch_id=batch_id, api_id=api_id, holder=holder,
+                              seconds=settings.lease_seconds, wait=0, what="the batch")
+            except lease.Busy:
+                log.info("batch %s, target %s: a live run holds it and settles its devices", batch_id, api_id)
+                return 0
+            now = datetime.now(UTC)
+            claimed = session.exec(select(ShardLease.first_device_id, ShardLease.last_device_id).where(
+                ShardLease.batch_id == batch_id, ShardLease.cloud_api_id == api_id,
+                col(ShardLease.finished_at).is_(None), col(ShardLease.holder).is_not(None),
+                col(ShardLease.expires_at) >= now)).all()
+            settled = status.settle_lost(session=session, batch_id=batch_id, api_id=api_id, since=since,
+                                         spare=[(first, last) for first, last in claimed])
+            lease.release(session=session, batch_id=batch_id, api_id=api_id, holder=holder)
+    finally:
+        lease.forget(holder)
+    return settled
 
 
 def _target_of(session: Session, bid: str, cloud_api: str | None) -> tuple[str, str]:

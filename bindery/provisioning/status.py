@@ -8,14 +8,17 @@ CLI, the console, artifacts and alerts all read.
 - ``removed``: taken out of the target again (or only marked so, with ``--forget``).
 
 A run settles the devices it tried when it ends (:func:`settle`), so no record is left pending with an
-error once no run is on it; migration 0012 settled the records earlier runs left so.
+error once no run is on it; migration 0012 settled the records earlier runs left so. A run that crashed
+(killed with -9, its host lost) never ends: recovery settles what it tried instead (:func:`settle_lost`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, not_, update
 from sqlmodel import Session, col, select
 
 from bindery.models.provisioning import ProvisioningRecord
@@ -33,6 +36,26 @@ def settle(*, session: Session, batch_id: int, api_id: int) -> int:
         col(ProvisioningRecord.status) == PENDING, col(ProvisioningRecord.last_error).is_not(None))
         .values(status=FAILED))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+LOST = "the run crashed before the target answered (process lost); a new run tries it again"
+
+
+def settle_lost(*, session: Session, batch_id: int, api_id: int, since: datetime,
+                spare: Sequence[tuple[int, int]] = ()) -> int:
+    """A crashed run on (batch, target) that started at ``since`` ended without settling: every device it
+    tried (an attempt since then) and left pending is failed; one it was waiting on the target for gets
+    :data:`LOST` as its error (transient: a rerun may well succeed), one with an error keeps it. Devices in
+    ``spare``'s Device.id ranges (held by a live shard run) are left to it. Call only while holding the
+    (batch, target) lease, so no live run is on them. Returns how many it settled."""
+    tried = (col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.cloud_api_id) == api_id,
+             col(ProvisioningRecord.status) == PENDING, col(ProvisioningRecord.last_attempt_at) >= since,
+             *(not_(col(ProvisioningRecord.device_id).between(first, last)) for first, last in spare))
+    lost = session.execute(update(ProvisioningRecord).where(*tried, col(ProvisioningRecord.last_error).is_(None))
+                           .values(status=FAILED, last_error=LOST, error_class="transient"))
+    erred = session.execute(update(ProvisioningRecord).where(*tried, col(ProvisioningRecord.last_error).is_not(None))
+                            .values(status=FAILED))
+    return sum(int(getattr(result, "rowcount", 0) or 0) for result in (lost, erred))
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,21 @@
-"""Recovery's decisions (which crashed runs start again, how often, after how long) and what a rerun
-does with the dead run's lease and history row, on both databases."""
+"""Recovery's decisions (which crashed runs start again, how often, after how long), what it and a rerun
+do with the dead run's lease, history row and the devices it was on, on both databases."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bindery import db as database
 from bindery import runs
-from bindery.models.catalog import Batch
+from bindery.models.catalog import Batch, Device
 from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import ProvisioningRecord, RunLease, ShardLease
 from bindery.models.runs import Run
-from bindery.provisioning import lease, run
+from bindery.provisioning import lease, records, run, status
 from bindery.recovery import CrashedRun, attempt_of, close_crashed, decide, replaced_by_tags
 from bindery.settings import Settings
 from tests.bindery.provisioning.test_provision import add_receiver
@@ -116,3 +118,62 @@ def test_a_rerun_closes_a_row_prefect_says_crashed_as_crashed(world: tuple[int, 
         session.commit()
         dead = session.exec(select(Run)).one()
         assert replaced == dead.id and dead.message == runs.CRASHED
+
+
+def tried_by_the_dead_run(settings: Settings, batch_id: int, api_id: int) -> dict[str, int]:
+    """Records for R001's devices; the dead run marked r-0 to r-3 tried, r-1 then failed transiently,
+    r-4 it never reached. Returns the devices' primary keys by device id."""
+    with Session(database.get_engine(settings)) as session:
+        records.ensure_records(session=session, batch_id=batch_id, api_id=api_id)
+        pks = {d.device_id: int(d.id or 0) for d in session.exec(select(Device).where(Device.batch_id == batch_id))}
+        records.mark_attempt(session=session, api_id=api_id, device_pks=[pks[f"r-{i}"] for i in range(4)])
+        records.record_chunk_error(session=session, api_id=api_id, device_pks=[pks["r-1"]],
+                                   error="connection refused (ConnectError)", error_class="transient")
+        session.commit()
+    return pks
+
+
+def record_of(settings: Settings) -> dict[str, tuple[str, str | None, int]]:
+    with Session(database.get_engine(settings)) as session:
+        rows = session.exec(select(Device.device_id, ProvisioningRecord).join(
+            ProvisioningRecord, col(ProvisioningRecord.device_id) == col(Device.id))).all()
+        return {device_id: (r.status, r.last_error, r.attempts) for device_id, r in rows}
+
+
+def test_recovery_settles_what_the_crashed_run_tried_and_spares_a_live_shards_devices(
+        world: tuple[int, int], settings: Settings) -> None:
+    batch_id, api_id = world
+    pks = tried_by_the_dead_run(settings, batch_id, api_id)
+    with Session(database.get_engine(settings)) as session:  # a shard run, alive, still works on r-3
+        session.add(ShardLease(batch_id=batch_id, cloud_api_id=api_id, shard=1, first_device_id=pks["r-3"],
+                               last_device_id=pks["r-3"], holder=lease.new_holder("f-shard"),
+                               expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+        session.commit()
+    close_crashed(settings, crashed())
+    assert record_of(settings) == {
+        "r-0": ("failed", status.LOST, 1), "r-2": ("failed", status.LOST, 1),  # in flight when it died
+        "r-1": ("failed", "connection refused (ConnectError)", 1),  # its own error stays
+        "r-3": ("pending", None, 1),  # the live shard's
+        "r-4": ("pending", None, 0)}  # never tried
+    with Session(database.get_engine(settings)) as session:
+        assert session.exec(select(RunLease)).all() == [], "recovery's own lease is gone again"
+        assert status.reasons(session=session, batch_id=batch_id, api_id=api_id)[0] == status.Reason(status.LOST, 2)
+
+
+def test_recovery_leaves_the_devices_to_a_live_run_that_holds_the_lease(
+        world: tuple[int, int], settings: Settings) -> None:
+    batch_id, api_id = world
+    tried_by_the_dead_run(settings, batch_id, api_id)
+    live = lease.new_holder("f-rerun")  # a rerun took the lease over already: it is on the devices
+    with Session(database.get_engine(settings)) as session:
+        lease.acquire(session=session, batch_id=batch_id, api_id=api_id, holder=live, seconds=60, wait=0,
+                      what="R001", gone=lambda flow_run: flow_run == DEAD_FLOW_RUN)
+    before = record_of(settings)
+    try:
+        closed = close_crashed(settings, crashed())
+        assert closed and record_of(settings) == before
+        assert {status for status, _error, _attempts in before.values()} == {"pending"}
+        with Session(database.get_engine(settings)) as session:
+            assert [row.holder for row in session.exec(select(RunLease))] == [live]
+    finally:
+        lease.forget(live)
