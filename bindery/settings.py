@@ -1,6 +1,7 @@
 """The one place Bindery reads its environment: every variable it reads is a field of :class:`Settings`
-(prefix ``BINDERY_``, and the Prefect client's ``PREFECT_API_URL``, ``PREFECT_API_AUTH_STRING``,
-``PREFECT_UI_URL`` and ``PREFECT_HOME`` under their own names), read here and passed on explicitly — to
+(prefix ``BINDERY_``; the Prefect client's ``PREFECT_API_URL``, ``PREFECT_API_AUTH_STRING``,
+``PREFECT_UI_URL`` and ``PREFECT_HOME`` and the CA bundles ``SSL_CERT_FILE`` and ``REQUESTS_CA_BUNDLE`` under
+their own names: :data:`UNPREFIXED_NAMES`), read here and passed on explicitly — to
 Prefect's client and to the processes Bindery starts.
 
 :func:`get_settings` builds them once per process and environment: the same object while the variables
@@ -155,9 +156,10 @@ class Settings(BaseSettings):
         return {name: value for name, value in named.items() if value}
 
 
-PREFECT_NAMES = frozenset(name for field in Settings.model_fields.values()
-                          if isinstance(field.validation_alias, AliasChoices)
-                          for name in field.validation_alias.choices if isinstance(name, str) and name.isupper())
+# The variables read under their own names, without BINDERY_ (Prefect's client's, the CA bundles).
+UNPREFIXED_NAMES = frozenset(name for field in Settings.model_fields.values()
+                             if isinstance(field.validation_alias, AliasChoices)
+                             for name in field.validation_alias.choices if isinstance(name, str) and name.isupper())
 
 _lock = threading.Lock()
 _cached: tuple[tuple[tuple[str, str], ...], Settings] | None = None
@@ -166,7 +168,7 @@ _cached: tuple[tuple[tuple[str, str], ...], Settings] | None = None
 def _read(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """The variables Settings reads, as they are now (names compared as pydantic-settings does: any case)."""
     return tuple(sorted((name, value) for name, value in environ.items()
-                        if name.upper().startswith(PREFIX) or name.upper() in PREFECT_NAMES))
+                        if name.upper().startswith(PREFIX) or name.upper() in UNPREFIXED_NAMES))
 
 
 def get_settings() -> Settings:

@@ -11,7 +11,7 @@ import pytest
 
 from bindery.cli.demo import demo_environment
 from bindery.errors import BadInput
-from bindery.settings import Settings, child_environment, get_settings, reset_settings
+from bindery.settings import UNPREFIXED_NAMES, Settings, child_environment, get_settings, reset_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,17 @@ def test_prefect_client_variables_are_settings(monkeypatch: pytest.MonkeyPatch) 
             settings.alert_webhook_url) == ("http://prefect.example:4200/api", "erp:secret", "https://ui.example",
                                             "https://hooks.example/x")
     assert "erp:secret" not in repr(settings) and "hooks.example" not in repr(settings)
+
+
+@pytest.mark.parametrize("name", ["PREFECT_HOME", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
+def test_a_changed_unprefixed_variable_is_noticed_too(name: str, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    assert {"PREFECT_API_URL", "PREFECT_HOME", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"} <= UNPREFIXED_NAMES
+    assert not any(n.startswith("BINDERY_") for n in UNPREFIXED_NAMES)
+    monkeypatch.setenv(name, str(tmp_path / "one"))
+    first = get_settings()
+    monkeypatch.setenv(name, str(tmp_path / "two"))
+    assert str(getattr(get_settings(), name.lower())) == str(tmp_path / "two") != str(getattr(first, name.lower()))
 
 
 def test_a_bad_value_is_one_line_naming_the_variable_not_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
