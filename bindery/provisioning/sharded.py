@@ -68,6 +68,9 @@ def supervise(*, settings: Settings, plan: RunPlan, launcher: Launcher,
             return
         for shard in unfinished:
             run = launcher.seen(shard.flow_run_id) if shard.holder is None and shard.flow_run_id else None
+            if run is not None and run.ended:  # it may have claimed and finished the shard since it was read
+                with Session(engine) as session:
+                    shard = shards.state_of(session=session, shard_id=shard.id) or shard
             if not shards.to_relaunch(shard, run=run, start_seconds=settings.shard_start_seconds):
                 continue
             if launches[shard.id] >= settings.shard_launches:

@@ -56,6 +56,11 @@ def states(*, session: Session, batch_id: int, api_id: int) -> list[ShardState]:
     return [_state(row) for row in rows]
 
 
+def state_of(*, session: Session, shard_id: int) -> ShardState | None:
+    row = session.get(ShardLease, shard_id)
+    return _state(row) if row is not None else None
+
+
 def cut(*, session: Session, batch_id: int, api_id: int, shards: int) -> list[ShardState]:
     """The shards of a run: the unfinished ones of an earlier run if any (their runs may still be
     alive, so they are never cut anew), else the devices still to do in ``shards`` equal ranges."""

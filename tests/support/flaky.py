@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,14 @@ class FaultLog:
     rate: float
     seed: int = 7
     seen: list[str] = field(default_factory=list)
+    # a test stops the answers (clear ``answering``) to hold a call that reached the target; ``holding``
+    # is set once one is held there, stored upstream and not answered
+    answering: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
+        self.answering.set()
 
 
 def create_flaky_proxy(upstream: str, log: FaultLog, timeout_delay: float = 1.5) -> FastAPI:
@@ -45,6 +51,9 @@ def create_flaky_proxy(upstream: str, log: FaultLog, timeout_delay: float = 1.5)
                                                 "Content-Type": "application/json"})
         if fault == "timeout-after-forward":
             await asyncio.sleep(timeout_delay)
+        if not log.answering.is_set():
+            log.holding.set()
+            await asyncio.to_thread(log.answering.wait)
         if fault == "drop-after-forward":
             raise ConnectionResetError("dropped by the flaky proxy")
         return Response(answer.content, status_code=answer.status_code, media_type="application/json")

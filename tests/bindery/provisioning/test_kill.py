@@ -36,7 +36,7 @@ def test_kill_mid_run_then_rerun(cli: Cli, tmp_path: Path, settings: Settings, r
     monkeypatch.setenv("BINDERY_PROVISION_CONCURRENCY", "1")
     make_world(cli, tmp_path, {"K001": DEVICES})
     cli.ok("bind", "K001", "--user", MEMBER)
-    # every call is stored by the receiver, then answered 0.4 s later: a kill lands between the two
+    # every call is stored by the receiver, then answered 0.4 s later; the kill lands on a call held between the two
     slow = FaultLog(rate=1.0)
     slow.random.choice = lambda faults: "timeout-after-forward"  # type: ignore[method-assign]
     with serve(create_flaky_proxy(receiver, slow, timeout_delay=0.4)) as proxy:
@@ -50,9 +50,13 @@ def test_kill_mid_run_then_rerun(cli: Cli, tmp_path: Path, settings: Settings, r
             assert run.poll() is None, (tmp_path / "run.log").read_text()
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.05)
-        time.sleep(0.2)  # inside the next call: stored by the receiver, not yet answered
-        os.kill(run.pid, signal.SIGKILL)
-        run.wait()
+        slow.answering.clear()  # the next call that reaches the receiver is stored there, never answered
+        try:
+            assert slow.holding.wait(60), "no call reached the target"
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait()
+        finally:
+            slow.answering.set()
         before = provisioned(settings)
         stored = {d["ref"] for d in httpx.get(f"{receiver}/devices").json()}
         assert 12 <= before < len(DEVICES)

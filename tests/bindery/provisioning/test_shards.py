@@ -10,11 +10,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
 from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import ShardLease
 from bindery.provisioning import records, shards
 from bindery.provisioning.run import ChunkResult, RunPlan, finish_run, run_chunk_with_retries
 from bindery.provisioning.sharded import already_present, finish_shard, start_shard, start_sharded, supervise
@@ -30,7 +32,7 @@ DEVICES = [f"s-{i:03d}" for i in range(30)]
 @pytest.fixture
 def world(cli: Cli, tmp_path: Path, receiver: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
     for name, value in {"ALLOW_PRIVATE_TARGETS": "1", "PROVISION_CHUNK_SIZE": "4", "RETRY_BASE_SECONDS": "0.05",
-                        "SHARD_LEASE_SECONDS": "1", "SUPERVISE_SECONDS": "0.1"}.items():
+                        "SHARD_LEASE_SECONDS": "60", "SUPERVISE_SECONDS": "0.1"}.items():
         monkeypatch.setenv(f"BINDERY_{name}", value)
     make_world(cli, tmp_path, {"S001": DEVICES})
     cli.ok("bind", "S001", "--user", MEMBER)
@@ -39,10 +41,19 @@ def world(cli: Cli, tmp_path: Path, receiver: str, monkeypatch: pytest.MonkeyPat
     return cli
 
 
+def expire_now(settings: Settings, plan: RunPlan) -> None:
+    """The claim of a shard run that stopped renewing, as it is once its lease seconds have passed."""
+    with session_scope(settings) as session:
+        session.execute(update(ShardLease).where(col(ShardLease.id) == plan.shard_id,
+                                                 col(ShardLease.holder) == plan.holder)
+                        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+
+
 class ThreadLauncher:
     """Shard runs on threads. A shard in ``dying`` dies on its first launch as a killed worker does:
     it records one chunk, delivers the next to the target without recording it, then stops renewing,
-    and its run never ends on its own (as a flow run of a killed worker stays Running)."""
+    and its run never ends on its own (as a flow run of a killed worker stays Running). Its claim then
+    runs out at once (``expire_now``): the live shards' claims are long, so load never expires them."""
 
     def __init__(self, dying: set[int] = frozenset()):  # type: ignore[assignment]
         self.dying = set(dying)
@@ -75,6 +86,7 @@ class ThreadLauncher:
                                                 bounds=plan.chunks[1])
                 connector = connector_for(session=session, settings=settings, api=session.get(CloudApi, plan.api_id))  # type: ignore[arg-type]
             connector.provision([cert for _, cert in devices])
+            expire_now(settings, plan)
             return
         assert plan.shard_id is not None
         keeper = shards.LeaseKeeper(settings, plan.shard_id, plan.holder)
@@ -123,6 +135,34 @@ def test_a_dead_shard_is_taken_over_and_every_device_lands_once(world: Cli, sett
     counts = db.rows(settings.resolved_database_url, "SELECT shard, launches FROM shard_lease ORDER BY shard")
     assert counts == [(0, 1), (1, 2), (2, 1)]
     assert db.scalar(settings.resolved_database_url, "SELECT COUNT(*) FROM run_lease") == 0
+
+
+class LateLauncher(ThreadLauncher):
+    """Each shard run does all its work between the supervisor's read of the shards and its question
+    about the run: the run is over when asked, the supervisor's copy still says not started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parent: dict[str, tuple[RunPlan, int]] = {}
+
+    def launch(self, plan: RunPlan, shard: shards.ShardState) -> str:
+        run_id = uuid.uuid4().hex
+        self.parent[run_id] = (plan, shard.shard)
+        self.launched.append(shard.shard)
+        return run_id
+
+    def seen(self, run_id: str) -> shards.RunSeen:
+        if run_id in self.parent:
+            self._run(*self.parent.pop(run_id), dies=False)
+        return shards.RunSeen(ended=True)
+
+
+def test_a_shard_finished_since_the_supervisor_read_it_is_not_launched_again(world: Cli, settings: Settings,
+                                                                            receiver: str) -> None:
+    plan = start_sharded(settings=get_settings(), user=ADMIN, bid="S001", cloud_api="lab", shard_count=2)
+    launcher = LateLauncher()
+    supervise(settings=get_settings(), plan=plan, launcher=launcher)
+    assert sorted(launcher.launched) == [0, 1] and held(receiver) == DEVICES
 
 
 def test_a_held_shard_is_not_claimed_twice_and_a_rerun_keeps_unfinished_shards(world: Cli, settings: Settings) -> None:
