@@ -19,8 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ADMIN = "admin@bench.local"
@@ -48,21 +46,11 @@ def prepare(env: dict[str, str], url: str, connection_string: str, devices: int,
     run("bind", "DPS-BENCH", "--user", ADMIN)
 
 
-@contextmanager
-def database(postgres: bool, home: Path) -> Iterator[str]:
-    if not postgres:
-        yield f"sqlite:///{home}/bench.db"
-        return
-    from bench.scale_bench import pg_database
-
-    with pg_database("bench_dps") as where:
-        yield f"postgresql+psycopg://postgres@{where}"
-
-
 def measure(devices: int, latency: float, chunk_size: int | None, postgres: bool) -> dict[str, float]:
+    from bench.databases import database
     from tests.support.dps import running_dps
 
-    with tempfile.TemporaryDirectory() as tmp, database(postgres, Path(tmp)) as db_url:
+    with tempfile.TemporaryDirectory() as tmp, database(postgres, Path(tmp), "bench_dps") as db_url:
         home = Path(tmp)
         with running_dps(home / "tls", latency=latency) as (dps, url):
             env = {**os.environ, "BINDERY_HOME": str(home / "home"), "BINDERY_DATABASE_URL": db_url,

@@ -3,40 +3,28 @@ Bindery and Prefect) into the moto server behind the quota proxy at raised quota
 shared quota is kept — Bindery's database or a Prefect global concurrency limit — measured with three
 processes taking the pace as fast as they can.
 
-Run: bench/provision --workers 3 [--devices 3000]
+Run: bench/provision --workers 3 [--devices 3000], or .venv/bin/python bench/scale_bench.py --workers 3
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
+if __package__ in (None, ""):  # run as a file: the checkout's packages (bench, bindery) first, as bench/provision does
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.databases import pg_database
 from bench.pace_probe import busiest_second, run_probes
 from bench.provision_bench import ADMIN, BID, aws_rig, forget_records, prepare, reset_aws, throttled
 from bench.quota_proxy import RAISED_QUOTAS
 from bindery.deployments.erp_client import ErpClient
 from bindery.deployments.local_cluster import AUTH, prefect_server, process_tree, start_worker, stop_worker
-
-PG_ADMIN = os.environ.get("BINDERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@contextmanager
-def pg_database(prefix: str) -> Iterator[str]:
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class PeakRss:
@@ -133,3 +121,11 @@ def main(devices: int, workers: int) -> None:
                 print(f"  {count} worker{'s' if count > 1 else ' '}: {seconds:6.1f} s {rate:6.1f} devices/s "
                       f"{rate / quota:.2f} of the quota, {rate / baseline:.2f}x one worker, throttled calls "
                       f"{throttled_calls}, run {state}; peak RSS: {rss}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=3, help="the run with N workers, after the one with 1")
+    args = parser.parse_args()
+    main(args.devices, args.workers)

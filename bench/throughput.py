@@ -69,17 +69,6 @@ def stub(case: Case) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-@contextmanager
-def database(postgres: bool, home: Path) -> Iterator[str]:
-    if not postgres:
-        yield f"sqlite:///{home}/bench.db"
-        return
-    from bench.scale_bench import pg_database
-
-    with pg_database("bench_tp") as where:
-        yield f"postgresql+psycopg://postgres@{where}"
-
-
 def prepare(env: dict[str, str], stub_url: str, quota: float, batches: list[tuple[str, int]], pace: str | None,
             home: Path) -> None:
     """One account, its admin, the aws-iot API `iot` through the stub, the batches imported and bound."""
@@ -103,7 +92,10 @@ def prepare(env: dict[str, str], stub_url: str, quota: float, batches: list[tupl
 
 
 def measure(case: Case, devices: int, baseline: bool) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, stub(case) as url, database(case.workers > 1, Path(tmp)) as db_url:
+    from bench.databases import database
+
+    with tempfile.TemporaryDirectory() as tmp, stub(case) as url, \
+            database(case.workers > 1, Path(tmp), "bench_tp") as db_url:
         home = Path(tmp)
         env = {**os.environ, "BINDERY_HOME": str(home / "home"), "BINDERY_DATABASE_URL": db_url,
                "BINDERY_ALLOW_PRIVATE_TARGETS": "1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
