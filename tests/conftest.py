@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +20,19 @@ from sqlalchemy.engine import make_url
 from bindery import db as database
 from bindery.reels.demo import DemoReel, write_demo_reel
 from bindery.settings import Settings, get_settings, reset_settings
+
+if "prefect" in sys.modules:  # its settings are read once, at import: PREFECT_HOME below would come too late
+    raise RuntimeError("prefect was imported before tests/conftest.py could give this process its PREFECT_HOME")
+# This pytest process's own Prefect home, so the temporary server a flow run outside tests/flows starts keeps its
+# database there, not in the shared ~/.prefect/prefect.db: two pytest processes at once (xdist workers, two
+# checkouts) would migrate that one file together ("database is locked"). Each xdist worker imports this file
+# itself and so gets its own (the one it inherits from the controller is replaced); subprocesses inherit it.
+PREFECT_HOME = tempfile.mkdtemp(prefix=f"bindery-tests-prefect-{os.getpid()}-")
+os.environ["PREFECT_HOME"] = PREFECT_HOME
+# That server is new in each process (its database created and migrated): on a loaded machine (xdist workers, two
+# checkouts) it may take longer than Prefect's 20 s to answer, as tests/flows' harness allows too.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+atexit.register(shutil.rmtree, PREFECT_HOME, ignore_errors=True)
 
 PG_ADMIN_URL = os.environ.get("BINDERY_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prefect.artifacts import Artifact
+from prefect.settings import get_current_settings
 
 from bindery.clouds.interop import policy_applied
 from bindery.flows.provisioning import provision_batch
@@ -18,7 +19,7 @@ from bindery.web.app import create_app as create_web
 from tests.bindery.provisioning.test_provision import add_receiver
 from tests.bindery.web.conftest import PASSWORD
 from tests.bindery.web.test_pages import csrf
-from tests.conftest import Cli
+from tests.conftest import PREFECT_HOME, Cli
 from tests.support import db
 from tests.support.servers import serve
 from tests.support.world import ADMIN, make_world
@@ -85,6 +86,8 @@ def test_policy_warning_in_the_flows_artifacts(cli: Cli, no_policy: str) -> None
         add_receiver(cli, "lab", receiver)
         state = provision_batch(bid="PA-1", user=ADMIN, cloud_api="lab", return_state=True)
     assert state.is_completed(), state.message
+    assert get_current_settings().home == Path(PREFECT_HOME) and (Path(PREFECT_HOME) / "prefect.db").is_file(), \
+        "the temporary server keeps its database in this pytest process's own Prefect home, not ~/.prefect"
     table = Artifact.get("provisioned-pa-1-lab")
     assert table is not None and '"warnings (policy not applied)": 7' in str(table.data)
     warnings = Artifact.get("provisioning-warnings-pa-1-lab")
