@@ -102,6 +102,7 @@ def _view(session: Session, batch: Batch, binding: Binding, bound_by: str, accou
         "bound_at": binding.bound_at.isoformat(), "bound_by": bound_by, "target": target.name if target else None,
         "account": account, "split_from": parent.bid if parent else None,
         "custody": custody.chain(session=session, batch_id=batch.id),
+        "parts": custody.parts(session=session, batch_id=batch.id, account_id=owner),
     }
 
 

@@ -56,3 +56,12 @@ def chain(*, session: Session, batch_id: int) -> list[dict[str, Any]]:
         "account": name, "bid": entry.held_as, "via": entry.via, "from": entry.since, "to": entry.until,
         "offered_by": entry.offered_by, "accepted_by": entry.accepted_by}).model_dump(mode="json")
         for entry, name in rows]
+
+
+def parts(*, session: Session, batch_id: int, account_id: int) -> list[str]:
+    """The BIDs this account split off the batch (wherever they went since): its own doing, never another
+    holder's later cuts."""
+    rows = session.exec(select(Batch.bid).join(Custody, col(Custody.batch_id) == col(Batch.id)).where(
+        Batch.split_from_id == batch_id, Custody.via == SPLIT, Custody.account_id == account_id,
+        col(Custody.held_as) == col(Batch.bid)).order_by(col(Batch.bid))).all()
+    return [str(bid) for bid in rows]

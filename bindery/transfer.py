@@ -258,3 +258,16 @@ def reject_blank(code: str) -> str:
     if not re.sub(r"[\s-]", "", code or ""):
         raise BadInput("give the transfer code you were sent")
     return code
+
+
+def open_offer_of(*, session: Session, actor: Actor, bid: str) -> dict[str, Any] | None:
+    """The actor's account's open offer of this batch, if any (as ``list_transfers`` shows it)."""
+    return next((t for t in list_transfers(session=session, actor=actor)
+                 if t["bid"] == bid and t["direction"] == "made" and t["state"] == OFFERED), None)
+
+
+def last_made(*, session: Session, actor: Actor, bid: str) -> dict[str, Any] | None:
+    """The newest offer of this BID the actor's account made, whatever became of it: what tells a giver
+    that its batch went to another account, or that its offer expired."""
+    return next((t for t in list_transfers(session=session, actor=actor)
+                 if t["bid"] == bid and t["direction"] == "made"), None)

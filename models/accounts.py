@@ -80,3 +80,4 @@ class BindingPublic(SQLModel):
     split_from: str | None = Field(default=None, description="the BID this batch was split from")
     custody: list[CustodyPublic] = Field(default_factory=list, description="each account that held the batch, "
                                          "oldest first (the last: the current owner)")
+    parts: list[str] = Field(default_factory=list, description="the BIDs your account split off this batch")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bindery import audit, runs
-from bindery.access import Action, Actor, actor_for, owned_batch, require
+from bindery.access import Action, Actor, actor_for, owned_batch, refuse_while_on_offer, require
 from bindery.binding import BindOutcome, bind
 from bindery.clouds.config import get_cloud_api
 from bindery.db import session_scope
@@ -56,6 +56,7 @@ def execute(*, settings: Settings, plan: RunPlan, progress: Progress | None = No
 def set_target(*, session: Session, actor: Actor, bid: str, cloud_api: str) -> CloudApi:
     """Change the batch's Product Cloud API; provisions nothing."""
     batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.PICK_CLOUD_API)
+    refuse_while_on_offer(session=session, batch=batch, doing="change its target")
     api = get_cloud_api(session=session, actor=actor, name=cloud_api, action=Action.PICK_CLOUD_API)
     binding.target_cloud_api_id = api.id
     session.add(binding)

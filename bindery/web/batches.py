@@ -12,21 +12,24 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from sqlmodel import Session
 
-from bindery import binding, runs
+from bindery import binding, runs, transfer
 from bindery.access import Action, Actor, may
 from bindery.clouds import config
 from bindery.clouds.kinds import spec_of
 from bindery.db import session_scope
-from bindery.errors import BinderyError, page_words
+from bindery.errors import BinderyError, NotFound, page_words
+from bindery.models.transfers import ACCEPTED, EXPIRED, OFFERED
 from bindery.provisioning import devices, progress, service
-from bindery.web import deps, services, transfer_pages
+from bindery.web import deps, display, services
 from bindery.web.credentials import NotAuthenticated
 from bindery.web.pages import back, batch_path, logged_in, render, signed_in, templates
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
+RECENT = 5  # offers made shown on the batch list
 BUSY_POLL, IDLE_POLL = 2, 5  # seconds between a page's fragment requests
 
 
@@ -55,6 +58,15 @@ def _apis(session: Session, actor: Actor) -> list[str]:
     return [a.name for a in config.list_cloud_apis(session=session, actor=actor)]
 
 
+def offers_for(session: Session, actor: Actor) -> dict[str, Any]:
+    """For the batch list: open offers to the actor's account, its own open offers by BID, and its latest
+    offers made (any state), so a giver sees an offer accepted, withdrawn or expired."""
+    rows = transfer.list_transfers(session=session, actor=actor)
+    made = [t for t in rows if t["direction"] == "made"]
+    return {"received": [t for t in rows if t["direction"] == "received" and t["state"] == OFFERED],
+            "made": {t["bid"]: t for t in made if t["state"] == OFFERED}, "made_lately": made[:RECENT]}
+
+
 # ---- the batch list -------------------------------------------------------------------------------------
 
 def list_context(request: Request, actor: Actor, q: str) -> dict[str, Any]:
@@ -62,13 +74,13 @@ def list_context(request: Request, actor: Actor, q: str) -> dict[str, Any]:
         rows = binding.account_batches(session=session, actor=actor)
         open_runs = progress.running(session=session, actor=actor)
         flagged = progress.last_failed(session=session, actor=actor)
-        received, made = transfer_pages.offers_for(session, actor)
+        offers = offers_for(session, actor)
     shown = [row for row in rows if q.strip().lower() in row["bid"].lower()] if q.strip() else rows
     working: dict[str, list[progress.RunProgress]] = {}
     for run in open_runs:
         working.setdefault(run.run.bid, []).append(run)
     return {"batches": shown, "all_batches": len(rows), "q": q, "working": working, "flagged": flagged,
-            "received": received, "made": made, "may_transfer": may(actor, Action.TRANSFER),
+            **offers, "may_transfer": may(actor, Action.TRANSFER),
             "poll": BUSY_POLL if open_runs or starting(request, actor) else IDLE_POLL,
             "live_url": "/live/batches?" + urlencode({"q": q})}
 
@@ -103,7 +115,8 @@ def batch_context(request: Request, actor: Actor, bid: str, *, cloud_api: str, s
         last = progress.last_runs(session=session, actor=actor, bid=bid)
         history = runs.list_runs(session=session, actor=actor, bid=bid, limit=20)
         apis = _apis(session, actor)
-        offer = transfer_pages.open_offer(session, actor, bid)
+        offer = transfer.open_offer_of(session=session, actor=actor, bid=bid)
+        lately = transfer.last_made(session=session, actor=actor, bid=bid)
     path = batch_path(bid)
     filters = {"cloud_api": cloud_api, "status": status, "q": q}
     kept = {k: v for k, v in filters.items() if v}
@@ -120,7 +133,9 @@ def batch_context(request: Request, actor: Actor, bid: str, *, cloud_api: str, s
         "live_url": f"{path}/live?" + urlencode({**kept, "start": start, "watch": ",".join(map(str, watching))}),
         # the device and run lists are sent with a poll only while they can change
         "lists_change": bool(open_runs or ended), "prefect_ui": prefect_ui(request),
-        "offer": offer, "may_transfer": may(actor, Action.TRANSFER), "custody": batch["custody"],
+        "offer": offer, "expired": lately if lately and lately["state"] == EXPIRED else None,
+        "may_transfer": may(actor, Action.TRANSFER), "custody": batch["custody"],
+        "came": batch["custody"][-1]["via"] if batch["custody"] else "bind",
     }
 
 
@@ -141,8 +156,25 @@ def batch_page(request: Request, bid: str, cloud_api: Annotated[str, Query(max_l
     """The batch's hub: summary, counts per target with the last run's outcome, work in progress, actions,
     its devices in id order (searchable, a page at a time with position) and its runs."""
     who = signed_in(request)
-    context = batch_context(request, who[0], bid, cloud_api=cloud_api, status=status, q=q, start=start, watch=[])
+    try:
+        context = batch_context(request, who[0], bid, cloud_api=cloud_api, status=status, q=q, start=start,
+                                watch=[])
+    except NotFound as exc:
+        raise handed_on(request, who[0], bid) or exc from None
     return render(request, "batch.html", who, refresh=bool(context["running"]), **context)
+
+
+def handed_on(request: Request, actor: Actor, bid: str) -> NotFound | None:
+    """An "unknown BID" told the way a giver needs it when its own account transferred the batch away
+    (what it did, from its own offer: nothing of the receiver's)."""
+    with session_scope(deps.settings_of(request)) as session:
+        last = transfer.last_made(session=session, actor=actor, bid=bid)
+    if last is None or last["state"] != ACCEPTED:
+        return None
+    at = display.moment(last["closed_at"])
+    when = at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if at else ""
+    return NotFound(f"unknown BID {bid}: your account transferred it to {last['to_account']} "
+                    f"({last['closed_by']} accepted it on {when}); your offers are on the batch list")
 
 
 @router.get("/batches/{bid}/live", response_class=HTMLResponse)
@@ -156,8 +188,13 @@ def batch_live(request: Request, bid: str, cloud_api: Annotated[str, Query(max_l
         who = signed_in(request)
     except NotAuthenticated:
         return session_ended()
-    context = batch_context(request, who[0], bid, cloud_api=cloud_api, status=status, q=q, start=start,
-                            watch=parse_watch(watch))
+    try:
+        context = batch_context(request, who[0], bid, cloud_api=cloud_api, status=status, q=q, start=start,
+                                watch=parse_watch(watch))
+    except NotFound as exc:  # say it in place and stop polling (htmx stops on 286)
+        said = handed_on(request, who[0], bid) or exc
+        return HTMLResponse(Markup('<p class="error" id="live" role="alert">{}: <a href="/">back to the batch '
+                                   "list</a>.</p>").format(str(said)), status_code=286)
     return fragment(request, "_batch_live.html", who, oob=context["lists_change"], **context)
 
 

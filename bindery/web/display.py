@@ -135,6 +135,8 @@ def describe(event: AuditEventPublic) -> str:
     if event.action == "settings.auto_provision" and detail.get("enabled") and detail.get("cloud_api"):
         words["enabled"] = f"on, into {detail['cloud_api']}"
     sentence = SENTENCES.get(event.action)
+    if event.action == "batch.split" and event.subject == detail.get("new_bid"):  # the new part's own event
+        sentence = "made batch {new_bid} of {moved} devices split off batch {parent}"
     if sentence is not None:
         return sentence.format_map(words)
     rest = ", ".join(f"{key.replace('_', ' ')} {words[key]}" for key in sorted(detail) if key not in HIDDEN)

@@ -6,39 +6,25 @@ form's words: an error beside the field it concerns, labelled as on the page, va
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session
 
 from bindery import binding, split, transfer
 from bindery.access import Action, Actor, owned_batch, require
 from bindery.db import session_scope
 from bindery.errors import BinderyError, FieldError, NotFound, page_words
-from bindery.models.transfers import OFFERED
-from bindery.web import deps, services
-from bindery.web.pages import back, batch_path, check_csrf, logged_in, render, signed_in
+from bindery.web import batches, deps, services
+from bindery.web.pages import api_status, back, batch_path, check_csrf, logged_in, render, signed_in
 
 router = APIRouter(include_in_schema=False)
 
 OFFER_LABELS = {"to": "Receiving account", "expires": "Code expires after", "note": "Note for the receiver"}
 SPLIT_LABELS = {"new_bid": "New BID", "count": "Number of devices to move", "devices": "Device IDs to move"}
 EXPIRY_CHOICES = (("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"))
+LONG = 20_000  # a form field the rules refuse in their words when too long (a browser may send anything)
 DEVICES_LIMIT = 2_000_000  # characters of pasted device ids: 100,000 ids of 20 characters
-
-
-def open_offer(session: Session, actor: Actor, bid: str) -> dict[str, Any] | None:
-    """The actor's account's open offer of this batch, if any (as GET /api/transfers shows it)."""
-    return next((t for t in transfer.list_transfers(session=session, actor=actor)
-                 if t["bid"] == bid and t["direction"] == "made" and t["state"] == OFFERED), None)
-
-
-def offers_for(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Open offers to the actor's account, and the account's own open offers by BID (for the batch list)."""
-    rows = [t for t in transfer.list_transfers(session=session, actor=actor) if t["state"] == OFFERED]
-    return ([t for t in rows if t["direction"] == "received"],
-            {t["bid"]: t for t in rows if t["direction"] == "made"})
 
 
 def _in_page_words(exc: FieldError, labels: dict[str, str]) -> tuple[str, str]:
@@ -56,7 +42,7 @@ def _offer_page(request: Request, who: tuple[Actor, str], bid: str, *, values: d
         batch, _owned = owned_batch(session=session, actor=actor, bid=bid, action=Action.TRANSFER)
         assert batch.id is not None
         held = transfer.held_in_own_apis(session=session, batch_id=batch.id, account_id=actor.account_id)
-        offer = open_offer(session, actor, bid)
+        offer = transfer.open_offer_of(session=session, actor=actor, bid=bid)
     return render(request, "transfer.html", who, status=status, bid=bid, path=batch_path(bid),
                   devices=batch.device_count, held=held, offer=offer, values=values, errors=errors,
                   problem=problem, choices=EXPIRY_CHOICES)
@@ -69,14 +55,14 @@ def offer_page(request: Request, bid: str) -> Response:
 
 
 @router.post("/batches/{bid}/transfer", response_class=HTMLResponse)
-def offer(request: Request, bid: str, to: Annotated[str, Form(max_length=200)] = "",
-          expires: Annotated[str, Form(max_length=16)] = "", note: Annotated[str, Form(max_length=2000)] = "",
+def offer(request: Request, bid: str, to: Annotated[str, Form(max_length=LONG)] = "",
+          expires: Annotated[str, Form(max_length=LONG)] = "", note: Annotated[str, Form(max_length=LONG)] = "",
           csrf_token: Annotated[str, Form()] = "") -> Response:
     """Make the offer and show its code, this once: the response is the only place the code ever is."""
     who = signed_in(request)
     check_csrf(who[1], csrf_token)
     actor = who[0]
-    values = {"to": to[:200], "expires": expires, "note": note[:600]}
+    values = {"to": to[:200], "expires": expires[:20], "note": note[:600]}
     if not to.strip():
         return _offer_page(request, who, bid, values=values, status=422,
                            errors={"to": "Receiving account: give the name of the account that gets the batch"})
@@ -102,8 +88,8 @@ def withdraw(request: Request, bid: str, csrf_token: Annotated[str, Form()] = ""
     try:
         with session_scope(deps.settings_of(request)) as session:
             transfer.withdraw(session=session, actor=actor, bid=bid)
-    except NotFound:
-        raise
+    except NotFound as exc:
+        raise batches.handed_on(request, actor, bid) or exc from None
     except BinderyError as exc:
         return back(batch_path(bid), error=page_words(exc))
     return back(batch_path(bid), ok=f"the offer of {bid} is withdrawn: its code no longer works")
@@ -111,18 +97,38 @@ def withdraw(request: Request, bid: str, csrf_token: Annotated[str, Form()] = ""
 
 # ---- accept -----------------------------------------------------------------------------------------------
 
+@router.get("/transfers/accept", response_class=HTMLResponse)
+def accept_page(request: Request) -> Response:
+    """The accept form on its own, for a phone (the batch list, which also has it, is a desktop page)."""
+    who = signed_in(request)
+    return _accept_page(request, who, "accept.html", code="", said=None, status=200)
+
+
+def _accept_page(request: Request, who: tuple[Actor, str], template: str, *, code: str, said: str | None,
+                 status: int) -> Response:
+    context = batches.list_context(request, who[0], "")
+    return render(request, template, who, status=status, accept_error=said, accept_code=code[:200],
+                  phone=template == "accept.html", **context)
+
+
 @router.post("/transfers/accept")
-def accept(request: Request, code: Annotated[str, Form(max_length=200)] = "",
-           csrf_token: Annotated[str, Form()] = "") -> Response:
+def accept(request: Request, code: Annotated[str, Form(max_length=LONG)] = "",
+           back_to: Annotated[str, Form(max_length=16)] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
     """Accept with the pasted code; the batch page of the batch now owned is next (a refusal stays on the list,
     the code never kept)."""
-    actor = logged_in(request, csrf_token)
+    who = signed_in(request)
+    check_csrf(who[1], csrf_token)
+    actor = who[0]
+    page = "accept.html" if back_to == "accept" else "batches.html"
     if not code.strip():
-        return back("/#accept", error="Transfer code: paste the code the giving account sent you")
+        return _accept_page(request, who, page, code=code, status=422,
+                            said="Transfer code: paste the code the giving account sent you")
     try:
         done = services.accept_transfer(deps.settings_of(request), deps.jobs_of(request), actor, code)
     except BinderyError as exc:
-        return back("/#accept", error=f"Transfer code: {exc}")
+        # the page it came from again: the error beside the field, the code as typed (shown back, never kept)
+        return _accept_page(request, who, page, code=code, said=f"Transfer code: {page_words(exc)}",
+                            status=api_status(exc))
     message = f"batch {done['bid']} ({done['devices']:,} devices) from {done['from_account']} is yours now"
     if done["job"]:
         message += f"; provisioning into {done['job']['cloud_api']} started"
@@ -137,7 +143,7 @@ def _split_page(request: Request, who: tuple[Actor, str], bid: str, *, values: d
     require(actor, Action.SPLIT)
     with session_scope(deps.settings_of(request)) as session:
         view = binding.batch_view(session=session, actor=actor, bid=bid)
-        offer = open_offer(session, actor, bid)
+        offer = transfer.open_offer_of(session=session, actor=actor, bid=bid)
     return render(request, "split.html", who, status=status, bid=bid, path=batch_path(bid), batch=view,
                   held=sum(view["provisioned"].values()), offer=offer, values=values, errors=errors, problem=problem)
 
@@ -153,15 +159,15 @@ def _device_ids(text: str) -> list[str] | None:
 
 
 @router.post("/batches/{bid}/split", response_class=HTMLResponse)
-def split_batch(request: Request, bid: str, new_bid: Annotated[str, Form(max_length=200)] = "",
-                count: Annotated[str, Form(max_length=20)] = "",
+def split_batch(request: Request, bid: str, new_bid: Annotated[str, Form(max_length=LONG)] = "",
+                count: Annotated[str, Form(max_length=LONG)] = "",
                 devices: Annotated[str, Form(max_length=DEVICES_LIMIT)] = "",
                 csrf_token: Annotated[str, Form()] = "") -> Response:
     """Cut the batch: the new batch's page is next, saying how many moved."""
     who = signed_in(request)
     check_csrf(who[1], csrf_token)
     actor = who[0]
-    values = {"new_bid": new_bid[:200], "count": count, "devices": devices[:20_000]}
+    values = {"new_bid": new_bid[:200], "count": count[:20], "devices": devices[:20_000]}
     errors: dict[str, str] = {}
     if not new_bid.strip():
         errors["new_bid"] = "New BID: give the BID of the new batch"
@@ -170,7 +176,9 @@ def split_batch(request: Request, bid: str, new_bid: Annotated[str, Form(max_len
         errors["count"] = "Number of devices to move: give a number or a list of device IDs, not both"
     elif count.strip():
         try:
-            number = int(count.strip().replace(",", ""))
+            number = int(count.strip().replace(",", "")) if len(count.strip()) <= 12 else None
+            if number is None:
+                raise ValueError(count)
         except ValueError:
             errors["count"] = f"Number of devices to move: {count.strip()[:20]!r} is not a whole number"
     elif not devices.strip():

@@ -32,6 +32,9 @@ def test_offer_accept_and_the_giver_loses_sight(console: Console, settings: Sett
         assert again.status_code == 409 and "is on offer" in again.json()["detail"]
         busy = admin.post("/api/batches/W002/provision", json={"cloud_api": None})
         assert busy.status_code == 409 and "is on offer" in busy.json()["detail"]
+        add_lab(console)
+        retarget = admin.put("/api/batches/W002/target", json={"cloud_api": "lab"})
+        assert retarget.status_code == 409 and "before you change its target" in retarget.json()["detail"]
     with console.client(OTHER) as other:
         listed = other.get("/api/transfers").json()
         assert [(t["bid"], t["direction"], t["state"], t["note"]) for t in listed] == [

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.bindery.web.conftest import Console
 from tests.bindery.web.test_browser import browser, log_in, shot  # noqa: F401  (fixture)
-from tests.support.pages import DESKTOP, axe_source, serious_violations
+from tests.support.pages import DESKTOP, PHONE, axe_source, serious_violations
 from tests.support.world import ADMIN, OTHER
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -89,6 +89,9 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     assert len(code.replace("-", "")) == 32, code
     no_violations(page)
     shot(page, tmp_path, "transfer-code")
+    page.set_viewport_size(PHONE)  # the code is shown once: a narrow window must show it too
+    expect(page.get_by_label("Transfer code")).to_be_visible()
+    page.set_viewport_size(DESKTOP)
 
     # On offer: the batch page says so and offers only the withdrawal; the list shows it too.
     page.get_by_role("link", name="Back to the batch").click()
@@ -100,7 +103,9 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     page.goto(f"{url}/")
     row = page.locator('tr[data-bid="W001-2"]')
     expect(row.locator(".on-offer")).to_have_text("on offer to Beta")
-    expect(row.locator(".actions")).to_have_text("Withdraw the offer…")
+    expect(row.locator(".actions")).to_have_text("See the offer")
+    expect(page.locator('#offers-made tr[data-made="W001-2"] .state')).to_have_text("on offer")
+    page.goto(f"{url}/batches/W001-2")  # left open while Beta accepts
 
     # Beta's admin sees the offer, pastes a wrong code, then the right one, and owns the part.
     beta, other = console_page(browser, url, OTHER)
@@ -111,8 +116,10 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     shot(other, tmp_path, "transfer-offers")
     other.get_by_label("Transfer code").fill("AAAA-" + code[5:])
     other.get_by_role("button", name="Accept").click()
-    expect(other.get_by_role("alert")).to_have_text(
+    expect(other.locator("#accept-error")).to_have_text(
         "Transfer code: unknown transfer code: check it with the account that offered the batch")
+    expect(other.get_by_label("Transfer code")).to_have_value("AAAA-" + code[5:])  # kept, to correct it
+    expect(other.get_by_label("Transfer code")).to_have_attribute("aria-invalid", "true")
     other.get_by_label("Transfer code").fill(code.lower())
     other.get_by_role("button", name="Accept").click()
     expect(other).to_have_url(f"{url}/batches/W001-2")
@@ -131,14 +138,20 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     other.goto(f"{url}/audit")
     expect(other.locator("main")).to_contain_text("accepted batch W001-2 (4 devices) from Acme into Beta")
 
-    # Acme no longer sees the part: its page is "unknown BID", its list does not hold it.
+    # Acme no longer sees the part: the page it had open says so in place, then "unknown BID" with what
+    # became of it; its list holds it only among the offers it made.
+    expect(page.locator("#live")).to_contain_text("unknown BID W001-2: your account transferred it to Beta "
+                                                  f"({OTHER} accepted it on", timeout=20_000)
     answer = page.goto(f"{url}/batches/W001-2")
     assert answer is not None and answer.status == 404
+    expect(page.locator("main")).to_contain_text("your account transferred it to Beta")
     page.goto(f"{url}/")
-    expect(page.locator('tr[data-bid="W001-2"]')).to_have_count(0)
+    expect(page.locator('#batches tr[data-bid="W001-2"]')).to_have_count(0)
+    expect(page.locator('#offers-made tr[data-made="W001-2"] .state')).to_have_text(f"accepted by {OTHER}")
     page.goto(f"{url}/audit")
     expect(page.locator("main")).to_contain_text("offered batch W001-2 (4 devices) from Acme to Beta")
     expect(page.locator("main")).to_contain_text("split 4 devices of batch W001 into W001-2 (8 left in W001)")
+    expect(page.locator("main")).to_contain_text("made batch W001-2 of 4 devices split off batch W001")
 
     # An offer withdrawn: its code stops working, and Beta's list no longer shows it.
     page.goto(f"{url}/batches/W001/transfer")
@@ -151,10 +164,21 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     expect(page.get_by_role("button", name="Provision Now")).to_be_visible()
     other.goto(f"{url}/")
     expect(other.locator("#offers")).to_have_count(0)
-    other.get_by_text("Accept a batch with a transfer code").click()
-    other.get_by_label("Transfer code").fill(second)
-    other.get_by_role("button", name="Accept").click()
-    expect(other.get_by_role("alert")).to_have_text("Transfer code: the offer of batch W001 was withdrawn by "
-                                                    f"{ADMIN}")
-    acme.close()
+    expect(other.get_by_label("Transfer code")).to_be_hidden()  # folded away while nothing is on offer
     beta.close()
+
+    # On a phone (the code arrived by mail): the desktop note leads to the accept page, which works there.
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True)
+    mobile = phone.new_page()
+    mobile.goto(f"{url}/login")
+    log_in(mobile, OTHER)
+    mobile.locator("#desktop-note").get_by_role("link", name="Accept a transferred batch").click()
+    expect(mobile.locator("#page-content h1")).to_have_text("Accept a transferred batch")
+    no_violations(mobile)
+    mobile.get_by_label("Transfer code").fill(second)
+    mobile.get_by_role("button", name="Accept").click()
+    expect(mobile.locator("#accept-error")).to_have_text(
+        f"Transfer code: the offer of batch W001 was withdrawn by {ADMIN}")
+    expect(mobile.get_by_label("Transfer code")).to_be_visible()
+    phone.close()
+    acme.close()
