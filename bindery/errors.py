@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class BinderyError(Exception):
     """Something went wrong that the user should read about in one line. ``page_text`` says it in the
@@ -28,6 +30,10 @@ class BadInput(BinderyError):
     exit_code = 2
 
 
+class AlreadyExists(BadInput):
+    """A name that must be unique is taken."""
+
+
 class FieldError(BadInput):
     """A bad value of one named option, said once and shown in each surface's words: the CLI names the
     flag (``--region: 'moon' is not an AWS region``), a page the field's label, next to the field.
@@ -35,13 +41,15 @@ class FieldError(BadInput):
     argument has no flag); a ``fix`` differs by surface."""
 
     def __init__(self, field: str, problem: str, *, joined: bool = True, named: bool = True, cli_fix: str = "",
-                 web_fix: str = ""):
+                 web_fix: str = "", api_fix: str = "", mentions: tuple[str, ...] = ()):
         self.field, self.problem, self.joined, self.named = field, problem, joined, named
-        self.cli_fix, self.web_fix = cli_fix, web_fix
-        super().__init__(self.said(flag(field), cli_fix))
+        self.cli_fix, self.web_fix, self.api_fix, self.mentions = cli_fix, web_fix, api_fix, mentions
+        super().__init__(self.said(flag(field), cli_fix, name_of=flag))
 
-    def said(self, name: str, fix: str = "") -> str:
-        said = f"{name}{': ' if self.joined else ' '}{self.problem}" if self.named else self.problem
+    def said(self, name: str, fix: str = "", name_of: Callable[[str], str] = str) -> str:
+        """``mentions``: other options the problem names, as ``{field}`` in it, each in the surface's words."""
+        problem = self.problem.format(**{m: name_of(m) for m in self.mentions}) if self.mentions else self.problem
+        said = f"{name}{': ' if self.joined else ' '}{problem}" if self.named else problem
         return said + (f"; {fix}" if fix else "")
 
     def on_page(self, label: str) -> str:
@@ -56,10 +64,6 @@ def flag(field: str) -> str:
 
 class NotFound(BadInput):
     """An unknown name. Also used for things that exist but belong to someone else."""
-
-
-class AlreadyExists(BadInput):
-    """A name that must be unique is taken."""
 
 
 class PermissionDenied(BinderyError):

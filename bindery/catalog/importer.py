@@ -62,6 +62,7 @@ class ReelPlan:
     raw_chunks: list[str] = field(default_factory=list)
     already_imported: bool = False
     notes: list[str] = field(default_factory=list)
+    split_into: list[str] = field(default_factory=list)  # already imported: the batches split from it since
 
 
 @dataclass
@@ -86,6 +87,13 @@ class ImportReport:
     problems: list[str]
     already_imported: bool = False
     notes: list[str] = field(default_factory=list)
+    split_into: list[str] = field(default_factory=list)
+
+
+def split_from_file(session: Session, sha256: str) -> list[str]:
+    """The batches split (at any depth) from the batch imported from this file: they keep its digest."""
+    return [str(b) for b in session.exec(select(Batch.bid).where(
+        Batch.source_sha256 == sha256, col(Batch.split_from_id).is_not(None)).order_by(col(Batch.bid))).all()]
 
 
 def source_digest(path: Path) -> str:
@@ -115,9 +123,15 @@ def _resolve_bid(given: str | None, from_file: str | None, source: str) -> str:
 
 
 def _existing(session: Session, bid: str, sha256: str, source: str) -> bool:
+    """Whether this file is already imported as ``bid``; refused when the BID is another reel's or a
+    split's. A split batch keeps its parent's file digest (where its devices came from), never as an import."""
     batch = session.exec(select(Batch).where(Batch.bid == bid)).first()
     if batch is None:
         return False
+    if batch.split_from_id is not None:
+        parent = session.get(Batch, batch.split_from_id)
+        raise AlreadyExists(f"{source}: BID {bid} is taken by a batch split from {parent.bid if parent else '?'} "
+                            f"in Bindery at {batch.imported_at:%Y-%m-%d %H:%M} UTC; nothing was imported")
     if batch.source_sha256 == sha256:
         return True
     raise AlreadyExists(f"{source}: BID {bid} already exists in the catalog "
@@ -148,13 +162,14 @@ def read_reel(*, settings: Settings, path: Path, bid: str | None = None, fmt: st
         final_bid = _resolve_bid(bid, header.bid, path.name)
         with session_scope(settings) as session:
             already = _existing(session, final_bid, sha256, path.name)
+            split_into = split_from_file(session, sha256) if already else []
     except BaseException:
         shutil.rmtree(spool, ignore_errors=True)
         raise
     return ReelPlan(
         source_name=path.name, source_sha256=sha256, format=fmt, vendor=header.vendor, bid=final_bid,
         model=header.model, slot=header.slot, entries=writer.count, spool_dir=str(spool),
-        raw_chunks=[str(p) for p in chunks], already_imported=already, notes=notes,
+        raw_chunks=[str(p) for p in chunks], already_imported=already, notes=notes, split_into=split_into,
     )
 
 
@@ -245,6 +260,7 @@ def store_reel(*, settings: Settings, plan: ReelPlan, verdicts: Iterable[ChunkVe
     try:
         with session_scope(settings) as session:
             if _existing(session, plan.bid, plan.source_sha256, plan.source_name):
+                plan.split_into = split_from_file(session, plan.source_sha256)
                 return _report(plan, 0, [], already=True)
             duplicate_problems, bad_refs = _duplicates(session, plan, verdicts)
             problems += duplicate_problems
@@ -288,7 +304,7 @@ def _insert_devices(session: Session, path: Path, batch_id: int, bad_refs: set[s
 def _report(plan: ReelPlan, imported: int, problems: list[str], already: bool = False) -> ImportReport:
     return ImportReport(bid=plan.bid, source_name=plan.source_name, format=plan.format, vendor=plan.vendor,
                         slot=plan.slot, entries=plan.entries, imported=imported, problems=problems,
-                        already_imported=already, notes=plan.notes)
+                        already_imported=already, notes=plan.notes, split_into=plan.split_into)
 
 
 def discard_spool(plan: ReelPlan) -> None:

@@ -147,7 +147,9 @@ def print_import_report(report: ImportReport) -> None:
     for note in report.notes:
         console_err().print(f"note: {note}")
     if report.already_imported:
-        console().print(f"{report.source_name} is already imported as batch {report.bid}: nothing to do")
+        since = (f" (some of its devices were split off since, into {', '.join(report.split_into)})"
+                 if report.split_into else "")
+        console().print(f"{report.source_name} is already imported as batch {report.bid}{since}: nothing to do")
         return
     for line in folded_problems(report.problems):
         console_err().print(f"skipped: {line}")

@@ -83,7 +83,8 @@ def _device_ids(path: Path) -> list[str]:
 @batch_app.command("split")
 def batch_split(
     bid: str,
-    new_bid: Annotated[str, typer.Option("--new-bid", help="BID of the new batch.")],
+    new_bid: Annotated[str, typer.Option("--new-bid", help="BID of the new batch: the batch's BID, '-' or '_', "
+                                                           "then a suffix (D001-2).")],
     count: Annotated[int | None, typer.Option("--count", help="Move the first N devices (device-id order).")] = None,
     devices: Annotated[Path | None, typer.Option("--devices", help="Move these devices: one device id a line.")]
     = None,

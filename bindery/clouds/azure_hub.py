@@ -28,7 +28,7 @@ from bindery.clouds.base import (
     Transient,
     failed,
 )
-from bindery.clouds.kinds.azure_iot_hub import BULK_LIMIT, parse_connection_string
+from bindery.clouds.kinds.azure_iot_hub import BULK_LIMIT, check_host, parse_connection_string
 
 ALREADY_EXISTS = {"DeviceAlreadyExists", "409001"}
 TRANSIENT_CODES = ("Throttl", "ServerBusy", "InternalServerError", "ServiceUnavailable", "429", "500", "503")
@@ -61,8 +61,9 @@ def map_error(exc: Exception, call: str) -> ConnectorError:
 
 
 class AzureHubConnector:
-    def __init__(self, connection_string: str, *, timeout: float, registry: Any = None):
+    def __init__(self, connection_string: str, *, timeout: float, registry: Any = None, allow_private: bool = False):
         self.host = parse_connection_string(connection_string)["HostName"]
+        self.allow_private = allow_private
         self._connection_string = connection_string
         self.timeout = timeout
         self._registry = registry
@@ -76,6 +77,12 @@ class AzureHubConnector:
         if self._registry is None:
             from azure.iot.hub import IoTHubRegistryManager
 
+            from bindery.errors import BadInput
+
+            try:  # again before any call: the stored HostName may now resolve elsewhere, the setting changed
+                check_host(self.host, allow_private=self.allow_private, must_resolve=False)
+            except BadInput as exc:
+                raise Permanent(str(exc)) from None
             registry = IoTHubRegistryManager.from_connection_string(self._connection_string)
             registry.protocol.config.connection.timeout = self.timeout
             registry.protocol.config.retry_policy.retries = 0  # msrest retries GETs itself; our policy decides

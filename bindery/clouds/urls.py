@@ -68,12 +68,15 @@ def check_url(url: str, field: str, *, allow_private: bool, allow_http_loopback:
     if not addresses:
         if must_resolve and proxy_for(url) is None:
             raise FieldError(field, f"cannot resolve host {host}", cli_fix="use --no-check to store it anyway",
-                             web_fix="check the name, or untick \"Check the target now\" to store it anyway")
+                             web_fix="check the name, or untick \"Check the target now\" to store it anyway",
+                             api_fix="send \"check\": false to store it anyway")
         return url
     for address in addresses:
         if not address.is_global and not allow_private:
             raise FieldError(field, f"{host} resolves to non-public address {address}",
                              cli_fix="set BINDERY_ALLOW_PRIVATE_TARGETS=1 for on-premise clouds",
                              web_fix="private addresses are refused unless the server's administrator allows "
+                                     "on-premise targets",
+                             api_fix="private addresses are refused unless the server's administrator allows "
                                      "on-premise targets")
     return url

@@ -25,7 +25,7 @@ from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
 from bindery.clouds.kinds import spec_of
 from bindery.db import get_engine, session_scope, through_outage
-from bindery.errors import BadInput, BinderyError
+from bindery.errors import BinderyError, FieldError
 from bindery.models.accounts import Binding
 from bindery.models.clouds import CloudApi
 from bindery.provisioning import lease, records, shards, status
@@ -126,7 +126,8 @@ def resolve_target(*, session: Session, actor: Actor, binding: Binding, cloud_ap
     if cloud_api:
         return get_cloud_api(session=session, actor=actor, name=cloud_api, action=action)
     if binding.target_cloud_api_id is None:
-        raise BadInput("the batch has no target Product Cloud API: give --cloud-api NAME")
+        raise FieldError("cloud_api", "the batch has no target Product Cloud API: give {cloud_api} NAME", named=False,
+                         mentions=("cloud_api",))
     api = session.get(CloudApi, binding.target_cloud_api_id)
     assert api is not None
     return api

@@ -84,9 +84,10 @@ def set_auto_provision(*, session: Session, actor: Actor, enabled: bool, cloud_a
                                                                             updated_by=actor.email)
     if enabled:
         if cloud_api is None and row.default_cloud_api_id is None:
-            from bindery.errors import BadInput
+            from bindery.errors import FieldError
 
-            raise BadInput("auto-provision needs a default: give --cloud-api NAME")
+            raise FieldError("cloud_api", "auto-provision needs a default: give {cloud_api} NAME", named=False,
+                             mentions=("cloud_api",))
         if cloud_api is not None:
             row.default_cloud_api_id = get_cloud_api(session=session, actor=actor, name=cloud_api).id
     row.auto_provision = enabled

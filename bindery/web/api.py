@@ -71,7 +71,8 @@ class AcceptRequest(BaseModel):
 
 
 class SplitRequest(BaseModel):
-    new_bid: str = Field(max_length=64, description="BID of the new batch")
+    new_bid: str = Field(max_length=64, description="BID of the new batch: this batch's BID, '-' or '_', then a "
+                         "suffix (W001-2)")
     count: int | None = Field(default=None, ge=1, description="move the first N devices in device-id order")
     devices: list[Annotated[str, Field(max_length=128)]] | None = Field(
         default=None, max_length=100_000, description="or move these device ids")

@@ -102,9 +102,15 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
 BODY_FIELDS = {"to": "to_account"}
 
 
+def body_field(field: str) -> str:
+    return BODY_FIELDS.get(field, field)
+
+
 def in_body_words(exc: BinderyError) -> str:
+    """Every /api answer's detail: a field error names the body's fields (also those its problem mentions)
+    and gives the API's own fix, never the CLI's."""
     if isinstance(exc, FieldError):
-        return exc.said(BODY_FIELDS.get(exc.field, exc.field))
+        return exc.said(body_field(exc.field), exc.api_fix, name_of=body_field)
     return str(exc)
 
 

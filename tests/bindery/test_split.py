@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bindery.crypto.certs import pem_of
 from bindery.settings import Settings
 from tests.conftest import Cli
 from tests.support import db
+from tests.support.certs import Chain, write_csv
 from tests.support.world import ADMIN, MEMBER, OTHER, make_world
 
 DEVICES = ["a5", "a1", "a3", "a2", "a4"]
@@ -109,6 +111,35 @@ def test_a_part_s_bid_is_taken_once_and_the_reel_s_file_imports_as_before(world:
     assert again.code == 0, again.err
     assert db.counts(settings.resolved_database_url, TABLES) == before  # no device twice, nothing changed
     assert members(settings, "D001") == ["a3", "a4", "a5"]
+
+
+def test_a_new_bid_lives_in_its_parents_namespace(world: Cli, settings: Settings, tmp_path: Path) -> None:
+    """A tenant can neither claim a BID outside its own batch's nor probe one; a vendor reel that later
+    carries a split's BID is refused with one line; the parent's file imported again is a clear no-op."""
+    url = settings.resolved_database_url
+    world.ok("batch", "split", "D001", "--count", "1", "--new-bid", "D001_a", "--user", ADMIN)
+    world.ok("bind", "D002", "--user", OTHER)
+    chain = Chain("vendor")
+    world.ok("trust", "add", *chain.write_ca(tmp_path / "vendor-ca"))
+    before = db.counts(url, TABLES)
+    taken = world("batch", "split", "D001", "--count", "1", "--new-bid", "D001_a", "--user", ADMIN)
+    assert taken.code == 2 and "--new-bid: BID D001_a is taken: choose another" in taken.err, taken.err
+    probe = world("batch", "split", "D002", "--count", "1", "--new-bid", "D001_a", "--user", OTHER)
+    assert probe.code == 2 and "'D001_a' must begin with D002- (or D002_)" in probe.err, probe.err
+    assert "taken" not in probe.err
+    vendor = write_csv(tmp_path / "vendor.csv", [("v1", "D001_a", pem_of(chain.device("cn-v1")))])
+    refused = world("reel", "import", vendor)
+    assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1, refused.err
+    assert "vendor.csv: BID D001_a is taken by a batch split from D001 in Bindery at" in refused.err
+    assert "nothing was imported" in refused.err
+    again = world.ok("reel", "import", str(tmp_path / "D001.csv"))
+    assert "D001.csv is already imported as batch D001 (some of its devices were split off since, into D001_a): " \
+           "nothing to do" in again.out
+    assert db.counts(url, TABLES) == before
+    assert db.scalar(url, "SELECT COUNT(*) FROM device") == len(DEVICES) + 1  # no device twice
+    world.ok("batch", "split", "D001", "--count", "1", "--new-bid", "D001_a-1", "--user", ADMIN)
+    again = world.ok("reel", "import", str(tmp_path / "D001.csv"))
+    assert "split off since, into D001_a, D001_a-1)" in again.out
 
 
 def test_refused_while_moved_devices_are_provisioned(world: Cli, settings: Settings, receiver: str,

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from bindery.clouds.base import Connector
 from bindery.clouds.spec import Checked, CloudApiOptions, KindSpec, Quota, Removal, Target, need_secret, option
+from bindery.clouds.urls import check_url
 from bindery.errors import FieldError
 from bindery.secrets import Secret
 from bindery.settings import Settings
 
 BULK_LIMIT = 100  # devices one bulk registry call takes
+HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*(:[0-9]{1,5})?")
 
 
 class AzureIotHubOptions(CloudApiOptions):
@@ -31,16 +34,27 @@ def parse_connection_string(text: str) -> dict[str, str]:
     return parts
 
 
-def validate(_options: dict[str, str], given: Secret | None, _settings: Settings, _check: bool) -> Checked:
+def check_host(host: str, *, allow_private: bool, must_resolve: bool) -> str:
+    """The HostName is where the SDK sends the signed requests: held to the rule every kind's target keeps
+    (public addresses only, unless BINDERY_ALLOW_PRIVATE_TARGETS=1)."""
+    if not HOST.fullmatch(host):
+        raise FieldError("connection_string", f"HostName {host[:80]!r} is not a host name")
+    check_url(f"https://{host}", "connection_string", allow_private=allow_private, must_resolve=must_resolve)
+    return host
+
+
+def validate(_options: dict[str, str], given: Secret | None, settings: Settings, check: bool) -> Checked:
     secret = need_secret(given, "connection_string")
     parts = parse_connection_string(secret)
+    check_host(parts["HostName"], allow_private=settings.allow_private_targets, must_resolve=check)
     return Checked({"host_name": parts["HostName"], "policy_name": parts["SharedAccessKeyName"]}, secret)
 
 
 def connect(target: Target) -> Connector:
     from bindery.clouds.azure_hub import AzureHubConnector
 
-    return AzureHubConnector(target.secret or "", timeout=target.timeout)
+    return AzureHubConnector(target.secret or "", timeout=target.timeout,
+                             allow_private=target.settings.allow_private_targets)
 
 
 SPEC = KindSpec(

@@ -28,7 +28,7 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
 
 
 def test_bulk_creates_with_sha256_thumbprints_in_calls_of_100(hub: Hub) -> None:
-    connector = AzureHubConnector(hub.connection_string(), timeout=5)
+    connector = AzureHubConnector(hub.connection_string(), timeout=5, allow_private=True)
     connector.check()
     batch = devices(120, "hub")
     results = connector.provision(batch)
@@ -42,7 +42,7 @@ def test_bulk_creates_with_sha256_thumbprints_in_calls_of_100(hub: Hub) -> None:
 
 
 def test_existing_device_same_thumbprint_is_success_other_is_conflict(hub: Hub) -> None:
-    connector = AzureHubConnector(hub.connection_string(), timeout=5)
+    connector = AzureHubConnector(hub.connection_string(), timeout=5, allow_private=True)
     batch = devices(3, "dup")
     connector.provision(batch[:2])
     impostor = devices(1, "imp")[0]
@@ -56,7 +56,8 @@ def test_existing_device_same_thumbprint_is_success_other_is_conflict(hub: Hub) 
 def test_wrong_shared_access_key_is_permanent(hub: Hub) -> None:
     import base64
 
-    bad = AzureHubConnector(hub.connection_string(key=base64.b64encode(b"w" * 32).decode()), timeout=5)
+    bad = AzureHubConnector(hub.connection_string(key=base64.b64encode(b"w" * 32).decode()), timeout=5,
+                            allow_private=True)
     with pytest.raises(Permanent, match="HTTP 401"):
         bad.provision(devices(1, "bad"))
     assert hub.devices == {}
@@ -72,7 +73,7 @@ def test_wrong_shared_access_key_is_permanent(hub: Hub) -> None:
 ])
 def test_faults_are_classified(hub: Hub, fault: Fault, kind: type, message: str, retry_after: float | None) -> None:
     hub.faults.append(fault)
-    connector = AzureHubConnector(hub.connection_string(), timeout=0.5)
+    connector = AzureHubConnector(hub.connection_string(), timeout=0.5, allow_private=True)
     with pytest.raises(kind, match=message) as raised:
         connector.provision(devices(1, "fault"))
     assert raised.value.retry_after == retry_after
@@ -81,6 +82,16 @@ def test_faults_are_classified(hub: Hub, fault: Fault, kind: type, message: str,
 def test_dropped_connection_is_transient() -> None:
     with dropping_server() as port:
         connector = AzureHubConnector(f"HostName=127.0.0.1:{port};SharedAccessKeyName=p;SharedAccessKey=a2V5",
-                                      timeout=2)
+                                      timeout=2, allow_private=True)
         with pytest.raises(Transient, match="connection failed"):
             connector.provision(devices(1, "drop"))
+
+
+def test_a_private_host_name_is_refused_before_any_call(hub: Hub) -> None:
+    """The stored HostName is checked again when the connector starts (as every kind's target is)."""
+    connector = AzureHubConnector(hub.connection_string(), timeout=5)
+    with pytest.raises(Permanent, match="resolves to non-public address"):
+        connector.provision(devices(1, "priv"))
+    with pytest.raises(Permanent, match="resolves to non-public address"):
+        connector.check()
+    assert hub.calls == []

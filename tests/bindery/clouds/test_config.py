@@ -131,6 +131,21 @@ def test_private_targets_need_the_setting(world: Cli, monkeypatch: pytest.Monkey
     assert result.code == 2 and "resolves to non-public address 127.0.0.1" in result.err
 
 
+def test_an_iot_hubs_host_name_is_held_to_the_same_rule(world: Cli, settings: Settings,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "0")
+    for host, said in [("127.0.0.1:8443", "--connection-string: 127.0.0.1 resolves to non-public address 127.0.0.1"),
+                       ("10.1.2.3", "--connection-string: 10.1.2.3 resolves to non-public address 10.1.2.3"),
+                       ("localhost", "--connection-string: localhost resolves to non-public address"),
+                       ("hub.example/x@y", "--connection-string: HostName 'hub.example/x@y' is not a host name")]:
+        for check in ([], ["--no-check"]):
+            result = world("cloud-api", "add", "hub", "--user", ADMIN, "--kind", "azure-iot-hub",
+                           "--connection-string", f"HostName={host};SharedAccessKeyName=p;SharedAccessKey=a2V5",
+                           *check)
+            assert result.code == 2 and said in result.err, (host, result.err)
+    assert db.counts(settings.resolved_database_url, ("cloud_api",)) == {"cloud_api": 0}
+
+
 def test_info_check_failure_stores_nothing(world: Cli, basic_receiver: str, settings: Settings) -> None:
     result = world("cloud-api", "add", "x", "--user", ADMIN, "--kind", "other", "--type", "AWS", "--credentials",
                    "bindery:wrong", "--url", basic_receiver)

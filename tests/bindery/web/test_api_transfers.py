@@ -100,3 +100,49 @@ def test_split_over_the_api(console: Console) -> None:
         assert child["split_from"] == "W001" and child["devices"] == 5
     with console.client(OTHER) as other:
         assert other.post("/api/batches/W001/split", json={"new_bid": "W001-E", "count": 1}).status_code == 404
+
+
+def test_field_errors_name_the_json_bodys_fields(console: Console, settings: Settings) -> None:
+    """Each /api route family's field errors in the body's words (never a CLI flag), nothing changed."""
+    tables = ("binding", "batch", "batch_transfer", "cloud_api", "account_settings", "audit_event")
+    with console.client(ADMIN) as admin:
+        admin.post("/api/batches", json={"bid": "W001"})
+        assert admin.post("/api/batches/W001/split", json={"new_bid": "W001-B", "count": 1}).status_code == 201
+        before = db.counts(settings.resolved_database_url, tables)
+        for method, path, body, status, said in [
+            ("POST", "/api/batches/W001/transfer", {"to_account": "Beta", "expires": "7w"}, 422,
+             "expires: '7w' is not a duration like 30m, 12h or 7d"),
+            ("POST", "/api/batches/W001/split", {"new_bid": "W001-C"}, 422,
+             "give either a number of devices or a list of device ids"),
+            ("POST", "/api/batches/W001/split", {"new_bid": "W002", "count": 1}, 422,
+             "new_bid: 'W002' must begin with W001- (or W001_)"),
+            ("POST", "/api/batches/W001/split", {"new_bid": "W001-B", "count": 1}, 422,
+             "new_bid: BID W001-B is taken: choose another"),
+            ("POST", "/api/batches/W001/split", {"new_bid": "W001-C", "count": 11}, 422,
+             "count: 11 is not from 1 to 10"),
+            ("POST", "/api/batches/W001/split", {"new_bid": "W001-C", "devices": ["w1-001", "w1-001"]}, 422,
+             "devices: device 'w1-001' is named twice"),
+            ("POST", "/api/cloud-apis", {"name": "lab", "kind": "other", "type": "private cloud", "url":
+                                         f"{console.receiver}/interop", "credentials": "nocolon"}, 422,
+             "credentials: expected username:password"),
+            ("POST", "/api/cloud-apis", {"name": "lab", "kind": "other", "type": "private cloud", "url":
+                                         "https://lab.invalid/interop", "credentials": "a:b"}, 422,
+             "url: cannot resolve host lab.invalid; send \"check\": false to store it anyway"),
+            ("PATCH", "/api/cloud-apis/nope", {"kind": "other", "chunk_size": "0"}, 404, "unknown Product Cloud API"),
+            ("PUT", "/api/settings/auto-provision", {"enabled": True}, 422,
+             "auto-provision needs a default: give cloud_api NAME"),
+        ]:
+            answer = admin.request(method, path, json=body)
+            detail = answer.json()["detail"]
+            assert (answer.status_code, detail.startswith(said)) == (status, True), (path, body, detail)
+            assert "--" not in detail, detail
+        assert add_lab(console).status_code == 201
+        before["cloud_api"] += 1
+        before["audit_event"] += 1
+        for body, said in [({"kind": "other", "credentials": "nocolon"}, "credentials: expected username:password"),
+                           ({"kind": "other", "chunk_size": "0"}, "chunk_size: '0' is not a whole number"),
+                           ({"kind": "aws", "check": False}, "kind cannot change (lab is other)")]:
+            answer = admin.patch("/api/cloud-apis/lab", json=body)
+            assert answer.status_code == 422 and answer.json()["detail"].startswith(said), answer.text
+            assert "--" not in answer.json()["detail"]
+    assert db.counts(settings.resolved_database_url, tables) == before
