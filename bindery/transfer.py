@@ -97,12 +97,17 @@ def refuse_while_running(*, session: Session, batch: Batch, doing: str) -> None:
                            f"before you {doing}")
 
 
-def _account(session: Session, name: str) -> Account:
-    """The receiving account by its name. An unknown name is said plainly: the giver must see a typo, and
-    only an admin, who names the receiver anyway, can ask (each offer is audited)."""
+def _receiver(session: Session, actor: Actor, bid: str, name: str) -> Account:
+    """The receiving account by its name. A typo must be said plainly, so an unknown name is; since that
+    line also tells an admin which names exist, each refused name is an audit event of the asking
+    account, committed before the refusal (its admins and the operator see who tried which names)."""
     wanted = (name or "").strip()
-    found = None if has_control(wanted) else session.exec(select(Account).where(Account.name == wanted)).first()
+    found = None if has_control(wanted) or not wanted else session.exec(
+        select(Account).where(Account.name == wanted)).first()
     if found is None:
+        audit.record(session=session, actor=actor.email, action="transfer.refused", subject=bid,
+                     account_id=actor.account_id, to_account=wanted[:64], reason="unknown account")
+        session.commit()
         raise FieldError("to", f"unknown account {wanted[:64]!r}")
     return found
 
@@ -122,7 +127,7 @@ def offer(*, session: Session, actor: Actor, bid: str, to_account: str, expires:
     """Offer the actor's batch to another account; returns the code, which is stored only as a hash."""
     batch, _binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.TRANSFER)
     assert batch.id is not None
-    receiver = _account(session, to_account)
+    receiver = _receiver(session, actor, bid, to_account)
     assert receiver.id is not None
     if receiver.id == actor.account_id:
         raise FieldError("to", f"batch {bid} already belongs to account {receiver.name}")

@@ -227,7 +227,9 @@ def batch_show(bid: str, as_json: JsonOption = False, user: UserOption = None) -
         for entry in summary.get("custody", []):
             until = (entry["to"] or "now")[:16].replace("T", " ")
             console().print(f"{'custody':>12}: {entry['account']} as {entry['bid']} ({entry['via']}, "
-                            f"{entry['from'][:16].replace('T', ' ')} to {until}, accepted by {entry['accepted_by']})")
+                            f"{entry['from'][:16].replace('T', ' ')} to {until}, "
+                            + (f"offered by {entry['offered_by']}, " if entry["offered_by"] else "")
+                            + f"accepted by {entry['accepted_by']})")
 
 
 @batch_app.command("set-target")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -133,7 +134,6 @@ def test_refusals_change_nothing(world: Cli, settings: Settings) -> None:
         (["D001", "--to", "Beta", "--user", MEMBER], 1, "only admins may offer, accept or withdraw batch transfers"),
         (["D001", "--to", "Acme", "--user", OTHER], 2, "unknown BID D001"),
         (["D002", "--to", "Beta", "--user", ADMIN], 2, "unknown BID D002"),
-        (["D001", "--to", "Nobody", "--user", ADMIN], 2, "--to: unknown account 'Nobody'"),
         (["D001", "--to", "Acme", "--user", ADMIN], 2, "--to: batch D001 already belongs to account Acme"),
         (["D001", "--to", "Beta", "--expires", "7w", "--user", ADMIN], 2, "--expires: '7w' is not a duration"),
         (["D001", "--to", "Beta", "--expires", "91d", "--user", ADMIN], 2, "--expires: '91d' is not from 1m to 90d"),
@@ -177,6 +177,53 @@ def test_refusals_change_nothing(world: Cli, settings: Settings) -> None:
     world.ok("batch", "accept", used, "--user", OTHER)
     twice = world("batch", "accept", used, "--user", BETA_ADMIN2)
     assert twice.code == 1 and "the transfer code for batch D001 was already used" in twice.err
+
+
+def test_an_unknown_account_is_said_plainly_and_audited(world: Cli, settings: Settings) -> None:
+    """A typo is named in one line; the name probed is an audit event of the asking account only."""
+    url = settings.resolved_database_url
+    before = db.counts(url, TABLES)
+    refused = world("batch", "transfer", "D001", "--to", "Nobody", "--user", ADMIN)
+    assert (refused.code, refused.err.strip()) == (2, "error: --to: unknown account 'Nobody'")
+    after = db.counts(url, TABLES)
+    assert after == {**before, "audit_event": before["audit_event"] + 1}  # nothing else changed
+    assert actions(settings, ADMIN, "D001")[-1] == "transfer.refused"
+    assert "transfer.refused" not in actions(settings, OTHER, "D001")
+    operator = [e for e in world.ok("audit", "--bid", "D001", "--json").json if e["action"] == "transfer.refused"]
+    said = [(e["actor"], json.loads(e["detail"])) for e in operator]  # type: ignore
+    assert said == [(ADMIN, {"to_account": "Nobody", "reason": "unknown account"})]
+
+
+def test_an_expired_offer_holds_nothing(world: Cli, settings: Settings, receiver: str) -> None:
+    """Its row still says offered until someone touches the batch; every reader treats it as expired."""
+    url = settings.resolved_database_url
+    add_api(world, "lab", receiver + "/interop", ADMIN)
+    world.ok("settings", "auto-provision", "on", "--cloud-api", "lab", "--user", ADMIN)
+    offer(world, "--expires", "1m")
+    db.execute(url, "UPDATE batch_transfer SET expires_at = offered_at")  # the minute has passed
+    assert db.rows(url, "SELECT state FROM batch_transfer") == [("offered",)]
+    listed = world.ok("batch", "transfers", "--user", ADMIN, "--json").json
+    assert [t["state"] for t in listed] == ["expired"]  # type: ignore
+    assert "expired" in world.ok("batch", "transfers", "--user", OTHER).out
+    nothing = world("batch", "withdraw", "D001", "--user", ADMIN)
+    assert nothing.code == 1 and "batch D001 is not on offer: nothing to withdraw" in nothing.err
+    auto = world.ok("bind", "D001", "--user", MEMBER)  # the giver's auto-provisioning acts again
+    assert "batch D001 -> lab: 3 of 3 devices provisioned" in auto.out, auto.out
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)  # and Provision Now
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    world.ok("batch", "accept", offer(world, to="Gamma"), "--user", THIRD)  # a new offer: the index lets it in
+    assert sorted(r[0] for r in db.rows(url, "SELECT state FROM batch_transfer")) == ["accepted", "expired"]
+
+
+def test_custody_entries_say_from_and_to(world: Cli, settings: Settings) -> None:
+    """The issue's words in batch show --json: each owner with account, from, to, who offered and accepted."""
+    world.ok("batch", "accept", offer(world), "--user", OTHER)
+    shown = world.ok("batch", "show", "D001", "--user", OTHER, "--json").json
+    assert [sorted(c) for c in shown["custody"]] == [sorted(  # type: ignore
+        ["account", "bid", "via", "from", "to", "offered_by", "accepted_by"])] * 2
+    text = world.ok("batch", "show", "D001", "--user", OTHER).out
+    assert "custody: Beta as D001 (transfer," in text and f"offered by {ADMIN}, accepted by {OTHER})" in text
 
 
 def test_an_expired_code_is_refused_and_audited_on_both_sides(world: Cli, settings: Settings) -> None:

@@ -49,6 +49,9 @@ def test_offer_accept_and_the_giver_loses_sight(console: Console, settings: Sett
         assert used.status_code == 409 and "already used" in used.json()["detail"]
         shown = other.get("/api/batches/W002").json()
         assert shown["account"] == "Beta" and [c["account"] for c in shown["custody"]] == ["Acme", "Beta"]
+        assert [sorted(c) for c in shown["custody"]] == [sorted(  # the words: from, to
+            ["account", "bid", "via", "from", "to", "offered_by", "accepted_by"])] * 2
+        assert shown["custody"][0]["to"] == shown["custody"][1]["from"]
     with console.client(ADMIN) as admin:
         assert admin.get("/api/batches/W002").status_code == 404
         assert admin.get("/api/transfers").json()[0]["state"] == "accepted"
