@@ -105,7 +105,8 @@ def refuse_while_on_offer(*, session: Session, batch: Batch, doing: str) -> None
     offered = session.exec(select(Transfer.id).where(Transfer.batch_id == batch.id, Transfer.state == OFFERED,
                                                      col(Transfer.expires_at) > utcnow())).first()
     if offered is not None:
-        raise BinderyError(f"batch {batch.bid} is on offer to another account: withdraw the offer "
-                           f"(bindery batch withdraw {batch.bid}) before you {doing}",
-                           page_text=f"batch {batch.bid} is on offer to another account: withdraw the offer on its "
-                                   f"page before you {doing}")
+        raise BinderyError.with_fix(
+            lambda fix: f"batch {batch.bid} is on offer to another account: withdraw the offer {fix} "
+                        f"before you {doing}",
+            cli=f"(bindery batch withdraw {batch.bid})", page="on its page",
+            api=f"(DELETE /api/batches/{batch.bid}/transfer)")

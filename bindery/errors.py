@@ -9,14 +9,21 @@ from collections.abc import Callable
 
 
 class BinderyError(Exception):
-    """Something went wrong that the user should read about in one line. ``page_text`` says it in the
-    console's words where the message names a CLI command (the console's own control does it)."""
+    """Something went wrong that the user should read about in one line. Where the message names a CLI
+    command, ``page_text`` says it in the console's words (the console's own control does it) and
+    ``api_text`` in the HTTP API's (its method and path, the body's fields)."""
 
     exit_code = 1
 
-    def __init__(self, *args: object, page_text: str | None = None):
+    def __init__(self, *args: object, page_text: str | None = None, api_text: str | None = None):
         super().__init__(*args)
-        self.page_text = page_text
+        self.page_text, self.api_text = page_text, api_text
+
+    @classmethod
+    def with_fix(cls, text: Callable[[str], str], *, cli: str, page: str, api: str) -> BinderyError:
+        """One message, its fix said in each surface's words (a function, not a format string: the message
+        carries names users chose)."""
+        return cls(text(cli), page_text=text(page), api_text=text(api))
 
 
 def page_words(exc: BinderyError) -> str:

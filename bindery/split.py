@@ -100,10 +100,11 @@ def split(*, session: Session, actor: Actor, bid: str, new_bid: str, count: int 
     pks = _chosen(session, batch, count, device_ids)
     held = _provisioned_among(session, pks)
     if held:
-        raise BinderyError(f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned: deprovision "
-                           f"them first (bindery deprovision {bid} --cloud-api NAME, or --forget)",
-                           page_text=f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned: "
-                                   "deprovision them on the batch page first")
+        raise BinderyError.with_fix(
+            lambda fix: f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned: "
+                        f"deprovision them {fix}",
+            cli=f"first (bindery deprovision {bid} --cloud-api NAME, or --forget)", page="on the batch page first",
+            api=f"first (POST /api/batches/{bid}/deprovision with cloud_api, or forget)")
     refuse_while_running(session=session, batch=batch, doing="split it")
     child = Batch(bid=new_bid, vendor=batch.vendor, model=batch.model, slot=batch.slot, device_count=len(pks),
                   source_format=batch.source_format, source_name=batch.source_name,

@@ -82,10 +82,10 @@ def refuse_while_provisioned(*, session: Session, batch: Batch, account_id: int,
     if held:
         where = ", ".join(f"{name} holds {count} {'device' if count == 1 else 'devices'}"
                           for name, count in held.items())
-        raise BinderyError(f"batch {batch.bid} is provisioned ({where}): deprovision it first "
-                           f"(bindery deprovision {batch.bid} --cloud-api NAME, or --forget) before you {doing}",
-                           page_text=f"batch {batch.bid} is provisioned ({where}): deprovision it on its page "
-                                   f"before you {doing}")
+        raise BinderyError.with_fix(
+            lambda fix: f"batch {batch.bid} is provisioned ({where}): deprovision it {fix} before you {doing}",
+            cli=f"first (bindery deprovision {batch.bid} --cloud-api NAME, or --forget)", page="on its page",
+            api=f"first (POST /api/batches/{batch.bid}/deprovision with cloud_api, or forget)")
     refuse_while_running(session=session, batch=batch, doing=doing)
 
 

@@ -111,7 +111,7 @@ def in_body_words(exc: BinderyError) -> str:
     and gives the API's own fix, never the CLI's."""
     if isinstance(exc, FieldError):
         return exc.said(body_field(exc.field), exc.api_fix, name_of=body_field)
-    return str(exc)
+    return exc.api_text or str(exc)
 
 
 def status_of(error: BinderyError) -> int:

@@ -105,6 +105,32 @@ def test_split_over_the_api(console: Console) -> None:
         assert other.post("/api/batches/W001/split", json={"new_bid": "W001-E", "count": 1}).status_code == 404
 
 
+def test_refusals_say_the_apis_own_fix(console: Console, settings: Settings) -> None:
+    """A provisioned batch can be neither offered nor split, and an offered one not provisioned: each 409
+    names the API call that frees it, never a CLI command, and changes nothing."""
+    assert add_lab(console).status_code == 201
+    with console.client(ADMIN) as admin:
+        admin.post("/api/batches", json={"bid": "W001"})
+        job = admin.post("/api/batches/W001/provision", json={"cloud_api": "lab"})
+        assert wait_job(admin, job.json())["state"] == "COMPLETED"
+        before = db.counts(settings.resolved_database_url, ("batch", "batch_transfer", "binding"))
+        offer = admin.post("/api/batches/W001/transfer", json={"to_account": "Beta"})
+        assert offer.status_code == 409 and offer.json()["detail"] == (
+            "batch W001 is provisioned (lab holds 12 devices): deprovision it first (POST "
+            "/api/batches/W001/deprovision with cloud_api, or forget) before you offer it")
+        cut = admin.post("/api/batches/W001/split", json={"new_bid": "W001-B", "count": 2})
+        assert cut.status_code == 409 and cut.json()["detail"] == (
+            "2 of the 2 devices to move from batch W001 are provisioned: deprovision them first "
+            "(POST /api/batches/W001/deprovision with cloud_api, or forget)")
+        assert db.counts(settings.resolved_database_url, ("batch", "batch_transfer", "binding")) == before
+        admin.post("/api/batches", json={"bid": "W002"})
+        assert admin.post("/api/batches/W002/transfer", json={"to_account": "Beta"}).status_code == 201
+        busy = admin.post("/api/batches/W002/provision", json={"cloud_api": "lab"})
+        assert busy.status_code == 409 and busy.json()["detail"] == (
+            "batch W002 is on offer to another account: withdraw the offer (DELETE /api/batches/W002/transfer) "
+            "before you provision it")
+
+
 def test_field_errors_name_the_json_bodys_fields(console: Console, settings: Settings) -> None:
     """Each /api route family's field errors in the body's words (never a CLI flag), nothing changed."""
     tables = ("binding", "batch", "batch_transfer", "cloud_api", "account_settings", "audit_event")
