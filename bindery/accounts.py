@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from bindery import audit
 from bindery.access import Role, normalise_email
@@ -17,10 +17,23 @@ def check_account_name(name: str) -> str:
     return name
 
 
+def find_account(session: Session, name: str) -> Account | None:
+    """The account of that name as typed, or else the one account whose name differs only in case (people
+    type 'beta' for Beta; two accounts differing only in case, made before names were kept apart, need the
+    exact name)."""
+    exact = session.exec(select(Account).where(Account.name == name)).first()
+    if exact is not None:
+        return exact
+    alike = session.exec(select(Account).where(func.lower(Account.name) == name.lower()).limit(2)).all()
+    return alike[0] if len(alike) == 1 else None
+
+
 def create_account(*, session: Session, name: str, actor: str) -> Account:
     name = check_account_name(name)
-    if session.exec(select(Account).where(Account.name == name)).first():
-        raise AlreadyExists(f"account {name} already exists")
+    taken = find_account(session, name)
+    if taken is not None:
+        raise AlreadyExists(f"account {name} already exists" if taken.name == name
+                            else f"account {taken.name} already exists: account names must differ in more than case")
     account = Account(name=name)
     session.add(account)
     session.flush()
@@ -29,7 +42,7 @@ def create_account(*, session: Session, name: str, actor: str) -> Account:
 
 
 def get_account(*, session: Session, name: str) -> Account:
-    account = session.exec(select(Account).where(Account.name == name)).first()
+    account = find_account(session, name)
     if account is None:
         raise NotFound(f"unknown account {name}")
     return account

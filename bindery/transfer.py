@@ -20,6 +20,7 @@ from sqlmodel import Session, col, or_, select
 
 from bindery import audit, custody
 from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, require
+from bindery.accounts import find_account
 from bindery.errors import BadInput, BinderyError, FieldError, NotFound
 from bindery.models.accounts import Account, Binding
 from bindery.models.catalog import Batch
@@ -102,8 +103,7 @@ def _receiver(session: Session, actor: Actor, bid: str, name: str) -> Account:
     line also tells an admin which names exist, each refused name is an audit event of the asking
     account, committed before the refusal (its admins and the operator see who tried which names)."""
     wanted = (name or "").strip()
-    found = None if has_control(wanted) or not wanted else session.exec(
-        select(Account).where(Account.name == wanted)).first()
+    found = None if has_control(wanted) or not wanted else find_account(session, wanted)
     if found is None:
         audit.record(session=session, actor=actor.email, action="transfer.refused", subject=bid,
                      account_id=actor.account_id, to_account=wanted[:64], reason="unknown account")

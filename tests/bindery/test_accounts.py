@@ -22,10 +22,13 @@ def test_accounts_and_users(cli: Cli) -> None:
         ("ann@acme.io", "Acme", "admin"), ("max@acme.io", "Acme", "member"), ("bob@beta.io", "Beta", "admin")]
     only_beta = cli.ok("user", "list", "--account", "Beta", "--json").json
     assert [u["email"] for u in only_beta] == ["bob@beta.io"]  # type: ignore[union-attr]
+    cli.ok("user", "add", "eve@beta.io", "--account", "beta")  # an account's name in any case
+    assert cli.ok("user", "list", "--account", "BETA", "--json").json[-1]["account"] == "Beta"  # type: ignore
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["account", "create", "Acme"], "account Acme already exists"),
+    (["account", "create", "ACME"], "account Acme already exists: account names must differ in more than case"),
     (["account", "create", " "], "invalid account name"),
     (["user", "add", "ann@acme.io", "--account", "Acme"], "user ann@acme.io already exists"),
     (["user", "add", "new@acme.io", "--account", "Nope"], "unknown account Nope"),

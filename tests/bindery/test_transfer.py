@@ -194,6 +194,16 @@ def test_an_unknown_account_is_said_plainly_and_audited(world: Cli, settings: Se
     assert said == [(ADMIN, {"to_account": "Nobody", "reason": "unknown account"})]
 
 
+def test_the_receiving_account_may_be_typed_in_any_case(world: Cli) -> None:
+    """'beta' is Beta: the offer names the account as it is spelled, and Beta's admin accepts it."""
+    out = world.ok("batch", "transfer", "D001", "--to", "bETA", "--user", ADMIN).out
+    assert "to account Beta" in out, out
+    code = CODE.search(out)
+    assert code
+    world.ok("batch", "accept", code[1], "--user", OTHER)
+    assert world.ok("batch", "show", "D001", "--user", OTHER, "--json").json["account"] == "Beta"  # type: ignore
+
+
 def test_an_expired_offer_holds_nothing(world: Cli, settings: Settings, receiver: str) -> None:
     """Its row still says offered until someone touches the batch; every reader treats it as expired."""
     url = settings.resolved_database_url
