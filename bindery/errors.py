@@ -77,6 +77,14 @@ class PermissionDenied(BinderyError):
     """The acting user may not do this (exit code 1, as documented)."""
 
 
+class TooManyAttempts(BinderyError):
+    """Refused for a while after repeated failures (HTTP 429, Retry-After: ``retry_after_seconds``)."""
+
+    def __init__(self, *args: object, retry_after_seconds: int = 60):
+        super().__init__(*args)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class DatabaseUnavailable(BinderyError):
     """The database cannot be reached, or went away mid-operation (HTTP 503; retry later)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from sqlmodel import Session, col, or_, select
 from bindery import audit, custody
 from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, require
 from bindery.accounts import find_account
-from bindery.errors import BadInput, BinderyError, FieldError, NotFound
+from bindery.errors import BadInput, BinderyError, FieldError, NotFound, TooManyAttempts
 from bindery.models.accounts import Account, Binding
+from bindery.models.audit import AuditEvent
 from bindery.models.catalog import Batch
 from bindery.models.clouds import CloudApi
 from bindery.models.provisioning import ProvisioningRecord, RunLease
@@ -37,6 +39,7 @@ from bindery.models.transfers import (
 )
 from bindery.models.types import utcnow
 from bindery.provisioning.status import PROVISIONED
+from bindery.settings import get_settings
 
 DEFAULT_EXPIRY = "7d"
 EXPIRES = re.compile(r"^(\d{1,4})([mhd])$")
@@ -186,9 +189,16 @@ def accept(*, session: Session, actor: Actor, code: str) -> Accepted:
     """The receiver's admin takes the batch with the code. An expired code's attempt is audited on both
     sides and committed before the refusal (the caller's rollback then undoes nothing)."""
     require(actor, Action.TRANSFER)
-    found = session.exec(select(Transfer).where(Transfer.code_sha256 == code_digest(reject_blank(code)))).first()
+    digest = code_digest(reject_blank(code))
+    refuse_after_wrong_codes(session, actor)
+    found = session.exec(select(Transfer).where(Transfer.code_sha256 == digest)).first()
     if found is None or found.to_account_id != actor.account_id:
-        raise NotFound(UNKNOWN_CODE)  # a leaked code is useless to a third account, and says nothing to it
+        # a leaked code is useless to a third account, and says nothing to it; each try is counted (the
+        # code itself is never kept, not even in the audit)
+        audit.record(session=session, actor=actor.email, action="transfer.wrong_code", subject="transfer code",
+                     account_id=actor.account_id)
+        session.commit()
+        raise NotFound(UNKNOWN_CODE)
     batch = session.get(Batch, found.batch_id)
     giver = session.get(Account, found.from_account_id)
     assert batch is not None and batch.id is not None and giver is not None and found.id is not None
@@ -214,6 +224,23 @@ def accept(*, session: Session, actor: Actor, code: str) -> Accepted:
                      account_id=account_id, from_account=giver.name, to_account=actor.account_name,
                      devices=batch.device_count, offered_by=found.offered_by)
     return Accepted(batch.bid, batch.device_count, giver.name)
+
+
+def refuse_after_wrong_codes(session: Session, actor: Actor) -> None:
+    """After the setting's number of wrong codes in its window, the account's accepts wait for the window's
+    rest: a code of 160 bits cannot be guessed anyway, but a script trying should stop and be seen."""
+    settings = get_settings()
+    window = timedelta(seconds=settings.transfer_code_window_seconds)
+    now = utcnow()
+    tried = session.exec(select(AuditEvent.at).where(
+        AuditEvent.account_id == actor.account_id, AuditEvent.action == "transfer.wrong_code",
+        col(AuditEvent.at) > now - window).order_by(col(AuditEvent.at).desc())
+        .limit(settings.transfer_code_max_failures)).all()
+    if len(tried) >= settings.transfer_code_max_failures:
+        wait = max(1, math.ceil((tried[-1] + window - now).total_seconds()))
+        raise TooManyAttempts(f"{len(tried)} wrong transfer codes tried in account {actor.account_name} within "
+                              f"{window.total_seconds() / 60:g} minutes: try again in {math.ceil(wait / 60)} "
+                              f"{'minute' if wait <= 60 else 'minutes'}", retry_after_seconds=wait)
 
 
 def _refuse_expired(session: Session, actor: Actor, found: Transfer, batch: Batch, giver: Account) -> None:

@@ -22,6 +22,7 @@ from bindery.web import cloudapis, services
 from bindery.web.deps import ActorDep, JobsDep, SessionDep, SettingsDep, api_actor, bearer, jobs_of, settings_of
 from bindery.web.schemas import (
     ERRORS,
+    TOO_MANY_CODES,
     AcceptResultPublic,
     BindResultPublic,
     DevicePagePublic,
@@ -242,7 +243,8 @@ def list_transfers(session: SessionDep, actor: ActorDep) -> list[TransferPublic]
     return [TransferPublic.model_validate(row) for row in transfer.list_transfers(session=session, actor=actor)]
 
 
-@router.post("/transfers/accept", summary="Accept a batch offered to your account, with its code (admins)")
+@router.post("/transfers/accept", summary="Accept a batch offered to your account, with its code (admins)",
+             responses={429: TOO_MANY_CODES})
 def accept_transfer(settings: SettingsDep, jobs: JobsDep, actor: ActorDep, body: AcceptRequest) -> AcceptResultPublic:
     return AcceptResultPublic.model_validate(services.accept_transfer(settings, jobs, actor, body.code))
 

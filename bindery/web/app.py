@@ -24,10 +24,11 @@ from bindery.errors import (
     FieldError,
     NotFound,
     PermissionDenied,
+    TooManyAttempts,
 )
 from bindery.provisioning.lease import Busy
 from bindery.settings import Settings, get_settings
-from bindery.web.credentials import NotAuthenticated, TooManyAttempts
+from bindery.web.credentials import NotAuthenticated
 from bindery.web.jobs import Jobs
 
 HERE = Path(__file__).parent
@@ -170,7 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
             response = JSONResponse({"detail": in_body_words(exc)}, status_code=status_of(exc), headers=headers)
-        if isinstance(exc, DatabaseUnavailable):
+        if isinstance(exc, DatabaseUnavailable | TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
 

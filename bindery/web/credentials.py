@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from bindery import audit
 from bindery.access import Actor, actor_for, normalise_email
-from bindery.errors import BadInput, BinderyError, NotFound
+from bindery.errors import BadInput, BinderyError, NotFound, TooManyAttempts
 from bindery.models.accounts import User
 from bindery.models.web import ApiToken, LoginThrottle, WebSession
 from bindery.settings import Settings
@@ -33,10 +33,6 @@ MIN_PASSWORD = 10
 
 class NotAuthenticated(BinderyError):
     """No valid token, session or password (HTTP 401)."""
-
-
-class TooManyAttempts(BinderyError):
-    """Login refused for a while after repeated failures (HTTP 429)."""
 
 
 @cache
@@ -108,7 +104,8 @@ def claim_login_attempt(*, session: Session, email: str, client: str | None, lim
             .returning(col(LoginThrottle.failures))).first()
         if claimed is None:
             minutes = int(limits.window.total_seconds() // 60)
-            raise TooManyAttempts(f"too many failed logins; try again in {minutes} minutes")
+            raise TooManyAttempts(f"too many failed logins; try again in {minutes} minutes",
+                                  retry_after_seconds=int(limits.window.total_seconds()))
 
 
 def release_login_attempt(*, session: Session, email: str, client: str | None, limits: LoginLimits) -> None:

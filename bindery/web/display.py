@@ -98,6 +98,7 @@ SENTENCES = {
     "transfer.withdraw": "withdrew the offer of batch {subject} to {to_account}",
     "transfer.accept": "accepted batch {subject} ({devices} devices) from {from_account} into {to_account}",
     "transfer.refused": "tried to offer batch {subject} to {to_account}: {reason}",
+    "transfer.wrong_code": "tried a transfer code that is not one of this account's offers",
     "transfer.expired": "tried the expired transfer code of batch {subject} (offered by {from_account})",
     "batch.split": "split {moved} devices of batch {parent} into {new_bid} ({left} left in {parent})",
 }

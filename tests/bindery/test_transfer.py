@@ -160,7 +160,8 @@ def test_refusals_change_nothing(world: Cli, settings: Settings) -> None:
     ]:
         result = world(*args)
         assert result.code == exit_code and said in result.err, (args, result.err)
-    assert db.counts(url, TABLES) == before
+    # nothing changed but the three wrong codes' audit events (Gamma's, Beta's and Acme's tries)
+    assert db.counts(url, TABLES) == {**before, "audit_event": before["audit_event"] + 3}
 
     world.ok("batch", "withdraw", "D001", "--user", ADMIN)
     withdrawn = world("batch", "accept", code, "--user", OTHER)
@@ -192,6 +193,30 @@ def test_an_unknown_account_is_said_plainly_and_audited(world: Cli, settings: Se
     operator = [e for e in world.ok("audit", "--bid", "D001", "--json").json if e["action"] == "transfer.refused"]
     said = [(e["actor"], json.loads(e["detail"])) for e in operator]  # type: ignore
     assert said == [(ADMIN, {"to_account": "Nobody", "reason": "unknown account"})]
+
+
+def test_wrong_codes_are_counted_and_a_run_of_them_stops_accepting(world: Cli, settings: Settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each wrong code is an audit event of the trying account (never the code); after the setting's number
+    of them in its window that account's accepts are refused, the right code too, until the window passes.
+    Another account's tries count in that account only."""
+    monkeypatch.setenv("BINDERY_TRANSFER_CODE_MAX_FAILURES", "3")
+    code = offer(world)
+    wrong = "AAAA-" + code[5:]
+    for _ in range(3):
+        tried = world("batch", "accept", wrong, "--user", OTHER)
+        assert tried.code == 2 and "unknown transfer code" in tried.err
+    stopped = world("batch", "accept", code, "--user", OTHER)
+    assert (stopped.code, stopped.err.strip()) == (
+        1, "error: 3 wrong transfer codes tried in account Beta within 15 minutes: try again in 15 minutes")
+    assert world("batch", "accept", wrong, "--user", THIRD).code == 2, "Gamma's own count, not Beta's"
+    assert actions(settings, OTHER, "transfer code") == ["transfer.wrong_code"] * 3
+    assert actions(settings, ADMIN, "transfer code") == [], "nothing in the giver's account"
+    assert wrong not in db.scalar(settings.resolved_database_url, "SELECT string_agg(detail, '') FROM audit_event"
+                                  if "postgresql" in settings.resolved_database_url else
+                                  "SELECT group_concat(detail, '') FROM audit_event")
+    monkeypatch.setenv("BINDERY_TRANSFER_CODE_WINDOW_SECONDS", "0.001")  # the window has passed
+    world.ok("batch", "accept", code, "--user", OTHER)
 
 
 def test_the_receiving_account_may_be_typed_in_any_case(world: Cli) -> None:

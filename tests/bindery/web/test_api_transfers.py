@@ -3,9 +3,14 @@ API's words (body field names, status codes)."""
 
 from __future__ import annotations
 
-from bindery.settings import Settings
+from contextlib import closing
+
+import pytest
+
+from bindery.settings import Settings, reset_settings
 from tests.bindery.web.conftest import Console
 from tests.bindery.web.test_api import add_lab, wait_job
+from tests.bindery.web.test_pages import login
 from tests.support import db
 from tests.support.world import ADMIN, MEMBER, OTHER
 
@@ -129,6 +134,24 @@ def test_refusals_say_the_apis_own_fix(console: Console, settings: Settings) -> 
         assert busy.status_code == 409 and busy.json()["detail"] == (
             "batch W002 is on offer to another account: withdraw the offer (DELETE /api/batches/W002/transfer) "
             "before you provision it")
+
+
+def test_a_run_of_wrong_codes_is_429_with_retry_after(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the API a stopped account is told when to come back; the console's audit page says each try."""
+    monkeypatch.setenv("BINDERY_TRANSFER_CODE_MAX_FAILURES", "2")
+    reset_settings()
+    with console.client(ADMIN) as admin:
+        admin.post("/api/batches", json={"bid": "W001"})
+        code = admin.post("/api/batches/W001/transfer", json={"to_account": "Beta"}).json()["code"]
+    with console.client(OTHER) as other:
+        for _ in range(2):
+            assert other.post("/api/transfers/accept", json={"code": "AAAA-" + code[5:]}).status_code == 404
+        stopped = other.post("/api/transfers/accept", json={"code": code})
+        assert stopped.status_code == 429 and 840 < int(stopped.headers["Retry-After"]) <= 900, stopped.headers
+        assert stopped.json()["detail"].startswith("2 wrong transfer codes tried in account Beta within 15 minutes")
+    with closing(login(console, OTHER)) as page:
+        audit_page = page.get("/audit").text
+        assert audit_page.count("tried a transfer code that is not one of this account&#39;s offers") == 2
 
 
 def test_field_errors_name_the_json_bodys_fields(console: Console, settings: Settings) -> None:
