@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from bindery.access import Action, Actor, require
 from bindery.errors import BadInput
-from bindery.models.accounts import User
+from bindery.models.accounts import Account, User
 from bindery.models.audit import AuditEvent, AuditEventPublic
 from bindery.models.types import utcnow
 
@@ -80,3 +80,91 @@ def read(*, session: Session, actor: Actor | None, since: datetime | None = None
         query = query.where(col(AuditEvent.id) < before)
     rows = session.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit)).all()
     return [AuditEventPublic.model_validate(row, from_attributes=True) for row in rows]
+
+
+def account_names(*, session: Session, events: list[AuditEventPublic]) -> dict[int, str]:
+    """Each event's account by name, for the operator's view across accounts (a transfer is an event in
+    both); the operator's catalog work has none."""
+    rows = session.exec(select(AuditEvent.id, Account.name).join(Account, col(AuditEvent.account_id) == Account.id)
+                        .where(col(AuditEvent.id).in_([event.id for event in events]))).all()
+    return {int(event_id): str(name) for event_id, name in rows if event_id is not None}
+
+
+# ---- events as sentences (the console's audit page, `bindery audit`) ------------------------------------
+
+# What each audited action did, in words; ``{subject}`` and the event's detail fill them in.
+SENTENCES = {
+    "account.create": "created account {subject}",
+    "user.add": "added {role} {subject} to {account}",
+    "user.set_password": "set the console password of {subject}",
+    "token.create": "created API token “{name}” for {subject}",
+    "token.revoke": "revoked API token {subject}",
+    "web.login": "logged in to the console",
+    "web.login_failed": "failed to log in as {subject}",
+    "web.logout": "logged out of the console",
+    "batch.bind": "bound batch {subject} ({devices} devices) to {account}",
+    "batch.unbind": "unbound batch {subject} from {account}",
+    "batch.set_target": "set the target of {subject} to {cloud_api}",
+    "manifest.export": "exported the Manifest File of {subject} ({rows} devices)",
+    "cloud_api.add": "added Product Cloud API {subject} ({kind})",
+    "cloud_api.update": "changed Product Cloud API {subject}: {fields}",
+    "cloud_api.remove": "removed Product Cloud API {subject}",
+    "settings.auto_provision": "turned automatic provisioning on bind {enabled}",
+    "provision.start": "started provisioning {subject} into {cloud_api} ({devices} devices to do)",
+    "provision.finish": "finished provisioning {subject} into {cloud_api}: {provisioned} provisioned, "
+                        "{failed} not",
+    "deprovision": "removed {removed} devices of {subject} from {cloud_api}{forget}; {failed} failed",
+    "lease.release": "released the run lease of {subject} in {cloud_api}",
+    "reconcile.repair": "repaired {subject} in {cloud_api}: {recorded} recorded, {reprovision} to provision again",
+    "reel.import": "imported reel {subject} ({devices} devices, {skipped} skipped)",
+    "trust.add": "trusted {kind} {subject}",
+    "signing_key.create": "created token signing key {subject}",
+    "transfer.offer": "offered batch {subject} ({devices} devices) from {from_account} to {to_account}",
+    "transfer.withdraw": "withdrew the offer of batch {subject} to {to_account}",
+    "transfer.accept": "accepted batch {subject} ({devices} devices) from {from_account} into {to_account}",
+    "transfer.refused": "tried to offer batch {subject} to {to_account}: {reason}",
+    "transfer.wrong_code": "tried a transfer code that is not one of this account's offers",
+    "transfer.expired": "tried the expired transfer code of batch {subject} (offered by {from_account})",
+    "batch.split": "split {moved} devices of batch {parent} into {new_bid} ({left} left in {parent})",
+}
+HIDDEN = {"sha256", "out", "source", "fingerprint", "token_id", "holder"}  # ids and server paths, not for a page
+
+
+class _Detail(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _word(key: str, value: Any) -> str:
+    if key == "enabled":
+        return "on" if value else "off"
+    if key == "forget":
+        return " (records only)" if value else ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "nothing"
+    return "" if value is None else str(value)
+
+
+def describe(event: AuditEventPublic) -> str:
+    """One sentence for an audit event (detail filled in; ids, digests and server paths left out)."""
+    try:
+        detail = json.loads(event.detail or "{}")
+    except ValueError:
+        detail = {}
+    if not isinstance(detail, dict):
+        detail = {}
+    words = _Detail({key: _word(key, value) for key, value in detail.items()})
+    words["subject"] = event.subject
+    if event.action == "settings.auto_provision" and detail.get("enabled") and detail.get("cloud_api"):
+        words["enabled"] = f"on, into {detail['cloud_api']}"
+    sentence = SENTENCES.get(event.action)
+    if event.action == "batch.split" and event.subject == detail.get("new_bid"):  # the new part's own event
+        sentence = "made batch {new_bid} of {moved} devices split off batch {parent}"
+    if sentence is not None:
+        return sentence.format_map(words)
+    rest = ", ".join(f"{key.replace('_', ' ')} {words[key]}" for key in sorted(detail) if key not in HIDDEN)
+    return f"{event.action.replace('.', ' ').replace('_', ' ')} {event.subject}" + (f" ({rest})" if rest else "")

@@ -57,8 +57,9 @@ def audit(since: Annotated[str | None, typer.Option(help="30m, 24h, 7d or an ISO
         account_id = get_account(session=session, name=account).id if account is not None else None
         events = audit_log.read(session=session, actor=None, since=audit_log.parse_since(since), user=user,
                                 bid=bid, limit=limit, account_id=account_id)
+        accounts = audit_log.account_names(session=session, events=events)
     if as_json:
-        print_json([event.model_dump(mode="json") for event in events])
+        print_json([{**event.model_dump(mode="json"), "account": accounts.get(event.id)} for event in events])
         return
-    print_table("Audit log", ["at", "who", "action", "subject", "detail"],
-                [[iso_time(e.at), e.actor, e.action, e.subject, e.detail] for e in events])
+    print_table("Audit log", ["at", "account", "who", "what"],
+                [[iso_time(e.at), accounts.get(e.id, "—"), e.actor, audit_log.describe(e)] for e in events])

@@ -1,15 +1,15 @@
-"""How pages say things: one time format, counts with separators, audit events as sentences, rates and
-flow-run links. Jinja filters and globals, registered by :func:`bindery.web.pages.templates`."""
+"""How pages say things: one time format, counts with separators, audit events as sentences
+(bindery.audit.describe), rates and flow-run links. Jinja filters and globals, registered by
+:func:`bindery.web.pages.templates`."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from bindery.models.audit import AuditEventPublic
+from bindery.audit import describe
 
 
 def moment(value: datetime | str | None) -> datetime | None:
@@ -65,84 +65,6 @@ def flow_run_link(run: Any, prefect_ui: str | None) -> Markup:
     if url and str(url).startswith(("https://", "http://")):
         return Markup('<a class="flow-run" href="{}">{}</a>').format(url, flow_run_id)
     return Markup('<span class="flow-run">{}</span>').format(flow_run_id)
-
-
-# What each audited action did, in words; ``{subject}`` and the event's detail fill them in.
-SENTENCES = {
-    "account.create": "created account {subject}",
-    "user.add": "added {role} {subject} to {account}",
-    "user.set_password": "set the console password of {subject}",
-    "token.create": "created API token “{name}” for {subject}",
-    "token.revoke": "revoked API token {subject}",
-    "web.login": "logged in to the console",
-    "web.login_failed": "failed to log in as {subject}",
-    "web.logout": "logged out of the console",
-    "batch.bind": "bound batch {subject} ({devices} devices) to {account}",
-    "batch.unbind": "unbound batch {subject} from {account}",
-    "batch.set_target": "set the target of {subject} to {cloud_api}",
-    "manifest.export": "exported the Manifest File of {subject} ({rows} devices)",
-    "cloud_api.add": "added Product Cloud API {subject} ({kind})",
-    "cloud_api.update": "changed Product Cloud API {subject}: {fields}",
-    "cloud_api.remove": "removed Product Cloud API {subject}",
-    "settings.auto_provision": "turned automatic provisioning on bind {enabled}",
-    "provision.start": "started provisioning {subject} into {cloud_api} ({devices} devices to do)",
-    "provision.finish": "finished provisioning {subject} into {cloud_api}: {provisioned} provisioned, "
-                        "{failed} not",
-    "deprovision": "removed {removed} devices of {subject} from {cloud_api}{forget}; {failed} failed",
-    "lease.release": "released the run lease of {subject} in {cloud_api}",
-    "reconcile.repair": "repaired {subject} in {cloud_api}: {recorded} recorded, {reprovision} to provision again",
-    "reel.import": "imported reel {subject} ({devices} devices, {skipped} skipped)",
-    "trust.add": "trusted {kind} {subject}",
-    "signing_key.create": "created token signing key {subject}",
-    "transfer.offer": "offered batch {subject} ({devices} devices) from {from_account} to {to_account}",
-    "transfer.withdraw": "withdrew the offer of batch {subject} to {to_account}",
-    "transfer.accept": "accepted batch {subject} ({devices} devices) from {from_account} into {to_account}",
-    "transfer.refused": "tried to offer batch {subject} to {to_account}: {reason}",
-    "transfer.wrong_code": "tried a transfer code that is not one of this account's offers",
-    "transfer.expired": "tried the expired transfer code of batch {subject} (offered by {from_account})",
-    "batch.split": "split {moved} devices of batch {parent} into {new_bid} ({left} left in {parent})",
-}
-HIDDEN = {"sha256", "out", "source", "fingerprint", "token_id", "holder"}  # ids and server paths, not for a page
-
-
-class _Detail(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-def _word(key: str, value: Any) -> str:
-    if key == "enabled":
-        return "on" if value else "off"
-    if key == "forget":
-        return " (records only)" if value else ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "nothing"
-    return "" if value is None else str(value)
-
-
-def describe(event: AuditEventPublic) -> str:
-    """One sentence for an audit event (detail filled in; ids, digests and server paths left out)."""
-    try:
-        detail = json.loads(event.detail or "{}")
-    except ValueError:
-        detail = {}
-    if not isinstance(detail, dict):
-        detail = {}
-    words = _Detail({key: _word(key, value) for key, value in detail.items()})
-    words["subject"] = event.subject
-    if event.action == "settings.auto_provision" and detail.get("enabled") and detail.get("cloud_api"):
-        words["enabled"] = f"on, into {detail['cloud_api']}"
-    sentence = SENTENCES.get(event.action)
-    if event.action == "batch.split" and event.subject == detail.get("new_bid"):  # the new part's own event
-        sentence = "made batch {new_bid} of {moved} devices split off batch {parent}"
-    if sentence is not None:
-        return sentence.format_map(words)
-    rest = ", ".join(f"{key.replace('_', ' ')} {words[key]}" for key in sorted(detail) if key not in HIDDEN)
-    return f"{event.action.replace('.', ' ').replace('_', ' ')} {event.subject}" + (f" ({rest})" if rest else "")
 
 
 def trend_chart(checks: list[dict[str, Any]], slots: int = 30) -> Markup:

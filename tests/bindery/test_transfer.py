@@ -227,6 +227,13 @@ def test_the_receiving_account_may_be_typed_in_any_case(world: Cli) -> None:
     assert code
     world.ok("batch", "accept", code[1], "--user", OTHER)
     assert world.ok("batch", "show", "D001", "--user", OTHER, "--json").json["account"] == "Beta"  # type: ignore
+    # the operator's audit: each account's event with its account, in words
+    events = world.ok("audit", "--bid", "D001", "--json").json
+    assert [(e["account"], e["action"]) for e in events][:2] == [  # type: ignore
+        ("Beta", "transfer.accept"), ("Acme", "transfer.accept")]
+    text = world.ok("audit", "--bid", "D001").out
+    assert "accepted batch D001 (3 devices) from Acme into Beta" in " ".join(text.split()), text
+    assert '{"' not in text, "sentences, not the events' JSON"
 
 
 def test_an_expired_offer_holds_nothing(world: Cli, settings: Settings, receiver: str) -> None:

@@ -1,21 +1,14 @@
-"""How pages say things: one time format with its zone, full flow-run ids linked to the Prefect UI, audit
-events as sentences without server paths, the drift chart's bars."""
+"""How pages say things: one time format with its zone, full flow-run ids linked to the Prefect UI, the
+drift chart's bars (audit events as sentences: tests/bindery/test_audit.py)."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 
-from bindery.models.audit import AuditEventPublic
-from bindery.web.display import describe, flow_run_link, local_time, trend_chart
+from bindery.web.display import flow_run_link, local_time, trend_chart
 
 RUN_ID = "51fc26b7-61b6-49bb-9a4e-0c2d3e4f5a6b"
-
-
-def event(action: str, subject: str, **detail: object) -> AuditEventPublic:
-    return AuditEventPublic(id=1, at=datetime.now(UTC), actor="ann@acme.io", action=action, subject=subject,
-                            detail=json.dumps(detail))
 
 
 def test_times_are_local_with_their_zone_and_the_instant_for_machines() -> None:
@@ -34,19 +27,6 @@ def test_flow_runs_show_their_full_id_linked_to_the_prefect_ui() -> None:
     assert str(flow_run_link({"flow_run_id": RUN_ID}, None)) == f'<span class="flow-run">{RUN_ID}</span>'
     assert "href" not in str(flow_run_link({"flow_run_id": RUN_ID, "flow_run_url": "javascript:alert(1)"}, None))
     assert str(flow_run_link({"flow_run_id": None}, "https://ui.example")) == ""
-
-
-def test_audit_events_read_as_sentences() -> None:
-    assert describe(event("manifest.export", "W001", rows=1000, out="/tmp/manifest-x/manifest.csv",
-                          sha256="ab")) == "exported the Manifest File of W001 (1,000 devices)"
-    assert describe(event("provision.finish", "W001", cloud_api="lab", provisioned=0, failed=1000)) == (
-        "finished provisioning W001 into lab: 0 provisioned, 1,000 not")
-    assert describe(event("settings.auto_provision", "Acme", enabled=True, cloud_api="lab")) == (
-        "turned automatic provisioning on bind on, into lab")
-    unknown = describe(event("some.new_thing", "X", holder="h:1", count=3))
-    assert unknown == "some new thing X (count 3)" and "h:1" not in unknown
-    assert describe(AuditEventPublic(id=2, at=datetime.now(UTC), actor="a", action="web.login", subject="a",
-                                     detail="not json")) == "logged in to the console"
 
 
 def test_the_drift_chart_scales_bars_to_the_largest() -> None:
