@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -182,6 +182,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                        "changed at the same time); nothing was changed"))
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        """Browsers ask for it whatever the page says (the JSON answers, /docs): the pages' icon."""
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
     app.include_router(api.router)
     app.include_router(history.router)
     app.include_router(pages.router)

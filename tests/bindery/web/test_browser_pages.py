@@ -31,7 +31,7 @@ from tests.support.world import ADMIN, MEMBER
 
 ON_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 LOGGED_OUT = {"/login"}  # shown to a visitor without a session
-DOWNLOADS = {"/batches/{bid}/manifest.csv"}  # GET routes that answer a file, not a page
+DOWNLOADS = {"/batches/{bid}/manifest.csv", "/favicon.ico"}  # GET routes that answer a file, not a page
 FRAGMENTS = {"/live/batches", "/batches/{bid}/live"}  # parts of a page htmx fetches: checked inside their page
 QUERIES = {"/batches/{bid}/deprovision": "?cloud_api={cloud_api}"}  # pages that ask about one target
 SEED_BID, SEED_API = "W001", "lab"

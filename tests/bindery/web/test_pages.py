@@ -35,6 +35,15 @@ def login(console: Console, email: str, next_: str = "/") -> httpx.Client:
     return browser
 
 
+def test_the_icon_is_served_where_browsers_look(console: Console) -> None:
+    """Pages link the icon; /favicon.ico, which browsers ask for anyway, leads to it."""
+    with httpx.Client(base_url=console.url, timeout=30) as browser:
+        assert '<link rel="icon" href="/static/favicon.svg"' in browser.get("/login").text
+        icon = browser.get("/favicon.ico", follow_redirects=True)
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+        assert icon.text.startswith("<svg") and "<script" not in icon.text
+
+
 def test_qr_link_goes_through_login_and_keeps_the_bid(console: Console) -> None:
     with httpx.Client(base_url=console.url) as anonymous:
         first = anonymous.get("/cloud-id", params={"groupId": "W001"})
