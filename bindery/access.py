@@ -90,11 +90,18 @@ def unknown_bid(bid: str) -> NotFound:
     return NotFound(f"unknown BID {bid}")
 
 
-def owned_batch(*, session: Session, actor: Actor, bid: str, action: Action = Action.VIEW) -> tuple[Batch, Binding]:
-    """The actor's account's batch, after the role check; anything else is an unknown BID."""
+def owned_batch(*, session: Session, actor: Actor, bid: str, action: Action = Action.VIEW,
+                lock: bool = False) -> tuple[Batch, Binding]:
+    """The actor's account's batch, after the role check; anything else is an unknown BID. ``lock`` holds
+    the batch and its binding until the transaction ends (PostgreSQL's FOR UPDATE; SQLite's BEGIN IMMEDIATE
+    already holds the whole file), read as the last commit left them: what a split, an offer or a starting
+    run decides on cannot change under it."""
     require(actor, action)
-    row = session.exec(select(Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id))
-                       .where(Batch.bid == bid, Binding.account_id == actor.account_id)).first()
+    query = select(Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id)).where(
+        Batch.bid == bid, Binding.account_id == actor.account_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row = session.exec(query).first()
     if row is None:
         raise unknown_bid(bid)
     return row

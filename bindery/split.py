@@ -91,7 +91,7 @@ def _provisioned_among(session: Session, pks: list[int]) -> int:
 
 def split(*, session: Session, actor: Actor, bid: str, new_bid: str, count: int | None = None,
           device_ids: list[str] | None = None) -> SplitOutcome:
-    batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.SPLIT)
+    batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.SPLIT, lock=True)
     assert batch.id is not None
     check_new_bid(bid, new_bid)
     if session.exec(select(Batch.id).where(Batch.bid == new_bid)).first() is not None:
