@@ -127,8 +127,9 @@ def _expire_stale(session: Session, batch_id: int) -> None:
 
 def offer(*, session: Session, actor: Actor, bid: str, to_account: str, expires: timedelta,
           note: str | None = None) -> TransferOfferPublic:
-    """Offer the actor's batch to another account; returns the code, which is stored only as a hash."""
-    batch, _binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.TRANSFER)
+    """Offer the actor's batch to another account; returns the code, which is stored only as a hash. The
+    batch is locked first, so a run starting at once either sees the offer or is seen by it."""
+    batch, _binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.TRANSFER, lock=True)
     assert batch.id is not None
     receiver = _receiver(session, actor, bid, to_account)
     assert receiver.id is not None

@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bindery import alerts, audit, recovery, runs
-from bindery.access import Action, Actor, actor_for, owned_batch, refuse_while_on_offer
+from bindery.access import Action, Actor, actor_for, owned_batch, refuse_while_on_offer, unknown_bid
 from bindery.clouds.base import Connector, ConnectorError, DeviceCert, DeviceResult, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
@@ -27,6 +27,7 @@ from bindery.clouds.kinds import spec_of
 from bindery.db import get_engine, session_scope, through_outage
 from bindery.errors import BinderyError, FieldError
 from bindery.models.accounts import Binding
+from bindery.models.catalog import Batch
 from bindery.models.clouds import CloudApi
 from bindery.provisioning import lease, records, shards, status
 from bindery.provisioning.quota import pacer_for
@@ -187,6 +188,7 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
                       what=f"batch {plan.bid} into {plan.api_name}", gone=recovery.flow_run_over)
     try:
         with session_scope(settings) as session:
+            hold_batch(session=session, plan=plan, api=api)
             records.ensure_records(session=session, batch_id=plan.batch_id, api_id=plan.api_id)
             plan.chunks = records.chunk_bounds(session=session, batch_id=plan.batch_id, api_id=plan.api_id,
                                                size=chunk_size(settings, plan))
@@ -203,6 +205,19 @@ def start_run(*, settings: Settings, batch_id: int, bid: str, api: CloudApi, act
         release(settings, plan)
         raise
     return plan
+
+
+def hold_batch(*, session: Session, plan: RunPlan, api: CloudApi) -> None:
+    """The permission was decided before the lease was taken (by :func:`authorize`, possibly while waiting
+    for another run, or by reconcile before it asked the target): under the lease, with the batch locked
+    until its records are made, it must still be the target's account's batch and not on offer. An offer,
+    an accept or a split in between is seen here; one made after it sees this run's lease."""
+    row = session.exec(select(Batch).join(Binding, col(Binding.batch_id) == col(Batch.id)).where(
+        col(Batch.id) == plan.batch_id, col(Binding.account_id) == api.account_id)
+        .with_for_update().execution_options(populate_existing=True)).first()
+    if row is None:
+        raise unknown_bid(plan.bid)
+    refuse_while_on_offer(session=session, batch=row, doing="provision it")
 
 
 def in_transaction(settings: Settings, work: Callable[[Session], T]) -> T:
