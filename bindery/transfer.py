@@ -203,7 +203,7 @@ def accept(*, session: Session, actor: Actor, code: str) -> Accepted:
     batch = session.get(Batch, found.batch_id)
     giver = session.get(Account, found.from_account_id)
     assert batch is not None and batch.id is not None and giver is not None and found.id is not None
-    if found.state == OFFERED and found.expires_at <= utcnow():
+    if state_of(found) == EXPIRED:  # run out now, or closed as expired since (a new offer, an earlier try)
         _refuse_expired(session, actor, found, batch, giver)
     won = session.execute(update(Transfer).where(col(Transfer.id) == found.id, col(Transfer.state) == OFFERED,
                                                  col(Transfer.expires_at) > utcnow())

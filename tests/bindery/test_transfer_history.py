@@ -1,0 +1,58 @@
+"""What each side keeps of an offer once it is over: the expired code tried after the offer was closed as
+expired is still an audited attempt on both sides."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from bindery import audit
+from bindery import db as database
+from bindery.access import actor_for
+from bindery.settings import Settings
+from tests.conftest import Cli
+from tests.support import db
+from tests.support.world import ADMIN, MEMBER, OTHER, make_world
+
+CODE = re.compile(r"transfer code \(shown once\): ([A-Z2-7-]+)")
+THIRD = "gil@gamma.io"
+
+
+@pytest.fixture
+def world(cli: Cli, tmp_path: Path) -> Cli:
+    make_world(cli, tmp_path, {"D001": ["a1", "a2", "a3", "a4"]})
+    cli.ok("account", "create", "Gamma")
+    cli.ok("user", "add", THIRD, "--account", "Gamma", "--role", "admin")
+    cli.ok("bind", "D001", "--user", MEMBER)
+    return cli
+
+
+def offer(cli: Cli, *args: str, to: str = "Beta") -> str:
+    found = CODE.search(cli.ok("batch", "transfer", "D001", "--to", to, "--user", ADMIN, *args).out)
+    assert found
+    return found[1]
+
+
+def actions(settings: Settings, user: str, bid: str = "D001") -> list[str]:
+    with Session(database.get_engine(settings)) as session:
+        actor = actor_for(session=session, email=user)
+        return [e.action for e in reversed(audit.read(session=session, actor=actor, bid=bid))]
+
+
+def test_an_expired_code_tried_after_a_new_offer_is_audited_on_both_sides(world: Cli, settings: Settings) -> None:
+    """The giver's new offer closed the stale one as expired; the old code tried then is still the
+    'expired attempt' the issue audits in both accounts, said as the first try would say it."""
+    url = settings.resolved_database_url
+    code = offer(world, "--expires", "1m")
+    db.execute(url, "UPDATE batch_transfer SET expires_at = offered_at")  # the minute has passed
+    offer(world, to="Gamma")
+    assert sorted(r[0] for r in db.rows(url, "SELECT state FROM batch_transfer")) == ["expired", "offered"]
+    tried = world("batch", "accept", code, "--user", OTHER)
+    assert tried.code == 1 and "the transfer code for batch D001 expired at" in tried.err, tried.err
+    assert "ask account Acme for a new offer" in tried.err
+    for side in (ADMIN, OTHER):
+        assert actions(settings, side)[-1] == "transfer.expired", side
+
