@@ -144,8 +144,8 @@ def offer(*, session: Session, actor: Actor, bid: str, to_account: str, expires:
     refuse_while_provisioned(session=session, batch=batch, account_id=actor.account_id, doing="offer it")
     code = new_code()
     row = Transfer(batch_id=batch.id, from_account_id=actor.account_id, to_account_id=receiver.id,
-                   code_sha256=code_digest(code), offered_by=actor.email, expires_at=utcnow() + expires,
-                   note=(note or "").strip() or None)
+                   code_sha256=code_digest(code), devices=batch.device_count, offered_by=actor.email,
+                   expires_at=utcnow() + expires, note=(note or "").strip() or None)
     try:
         with session.begin_nested():
             session.add(row)
@@ -281,7 +281,7 @@ def list_transfers(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
         .order_by(col(Transfer.id).desc())).all()
     return [TransferPublic(
         bid=batch.bid, direction="made" if row.from_account_id == actor.account_id else "received",
-        from_account=from_name, to_account=to_name, state=state_of(row), devices=batch.device_count,
+        from_account=from_name, to_account=to_name, state=state_of(row), devices=row.devices,
         vendor=batch.vendor, model=batch.model, note=row.note, offered_by=row.offered_by, offered_at=row.offered_at,
         expires_at=row.expires_at, closed_by=row.closed_by, closed_at=row.closed_at).model_dump(mode="json")
         for row, batch, from_name, to_name in rows]

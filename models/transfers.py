@@ -32,6 +32,7 @@ class Transfer(TransferBase, table=True):
     state: str = Field(default=OFFERED, max_length=16, description="offered, accepted, withdrawn or expired")
     code_sha256: str = Field(max_length=64, unique=True, index=True,
                              description="SHA-256 of the one-time code (never the code)")
+    devices: int = Field(description="the batch's device count when offered (it cannot change while on offer)")
     offered_by: str = Field(max_length=320)
     offered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     closed_by: str | None = Field(default=None, max_length=320, description="who accepted or withdrew it")

@@ -1,5 +1,5 @@
 """What each side keeps of an offer once it is over: the expired code tried after the offer was closed as
-expired is still an audited attempt on both sides."""
+expired is still an audited attempt on both sides; the offer says the batch as it was offered."""
 
 from __future__ import annotations
 
@@ -56,3 +56,18 @@ def test_an_expired_code_tried_after_a_new_offer_is_audited_on_both_sides(world:
     for side in (ADMIN, OTHER):
         assert actions(settings, side)[-1] == "transfer.expired", side
 
+
+def test_an_offer_over_says_the_batch_as_it_was_offered(world: Cli) -> None:
+    """Each side's list keeps an offer as it was made: what the batch's owner did with it since (here a
+    split) is that account's own, never shown to an account that no longer holds it, or never did."""
+    world.ok("batch", "accept", offer(world), "--user", OTHER)
+    found = CODE.search(world.ok("batch", "transfer", "D001", "--to", "Gamma", "--user", OTHER).out)
+    assert found
+    world.ok("batch", "withdraw", "D001", "--user", OTHER)
+    world.ok("batch", "split", "D001", "--count", "3", "--new-bid", "D001-B", "--user", OTHER)
+    made = world.ok("batch", "transfers", "--user", ADMIN, "--json").json
+    assert [(t["bid"], t["state"], t["devices"]) for t in made] == [("D001", "accepted", 4)]  # type: ignore
+    offered = world.ok("batch", "transfers", "--user", THIRD, "--json").json
+    assert [(t["bid"], t["state"], t["devices"]) for t in offered] == [("D001", "withdrawn", 4)]  # type: ignore
+    own = world.ok("batch", "transfers", "--user", OTHER, "--json").json
+    assert [(t["direction"], t["devices"]) for t in own] == [("made", 4), ("received", 4)]  # type: ignore
