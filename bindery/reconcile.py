@@ -78,7 +78,8 @@ class Drift:
 
 
 def bound_targets(session: Session, account: str | None) -> list[tuple[str, Batch, CloudApi]]:
-    """(account, batch, target) of every bound batch and every target it has records for; corrects the
+    """(account, batch, target) of every bound batch and every target of its account it has records for (a
+    transferred batch's records in an earlier owner's targets are that owner's history); corrects the
     stored bound counters on the way."""
     query = (select(Account.name, Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id))
              .join(Account, col(Account.id) == col(Binding.account_id)).order_by(Account.name, Batch.bid))
@@ -91,8 +92,10 @@ def bound_targets(session: Session, account: str | None) -> list[tuple[str, Batc
         if binding.bound_count != batch.device_count:  # the stored counter follows the catalog
             binding.bound_count = batch.device_count
             session.add(binding)
-        api_ids = session.exec(select(ProvisioningRecord.cloud_api_id).where(
-            col(ProvisioningRecord.batch_id) == batch.id).distinct()).all()
+        api_ids = session.exec(select(ProvisioningRecord.cloud_api_id).join(
+            CloudApi, col(CloudApi.id) == col(ProvisioningRecord.cloud_api_id)).where(
+            col(ProvisioningRecord.batch_id) == batch.id, col(CloudApi.account_id) == binding.account_id)
+            .distinct()).all()
         for api_id in sorted(api_ids):
             api = session.get(CloudApi, api_id)
             if api is not None:

@@ -1,5 +1,6 @@
 """What each side keeps of an offer once it is over: the expired code tried after the offer was closed as
-expired is still an audited attempt on both sides; the offer says the batch as it was offered."""
+expired is still an audited attempt on both sides; the offer says the batch as it was offered; the giver's
+records of a batch it gave away stay its history, never checked or repaired as the receiver's."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ THIRD = "gil@gamma.io"
 
 
 @pytest.fixture
-def world(cli: Cli, tmp_path: Path) -> Cli:
+def world(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
     make_world(cli, tmp_path, {"D001": ["a1", "a2", "a3", "a4"]})
     cli.ok("account", "create", "Gamma")
     cli.ok("user", "add", THIRD, "--account", "Gamma", "--role", "admin")
@@ -71,3 +73,23 @@ def test_an_offer_over_says_the_batch_as_it_was_offered(world: Cli) -> None:
     assert [(t["bid"], t["state"], t["devices"]) for t in offered] == [("D001", "withdrawn", 4)]  # type: ignore
     own = world.ok("batch", "transfers", "--user", OTHER, "--json").json
     assert [(t["direction"], t["devices"]) for t in own] == [("made", 4), ("received", 4)]  # type: ignore
+
+
+def test_reconcile_checks_a_transferred_batch_in_its_owners_targets_only(world: Cli, settings: Settings,
+                                                                          receiver: str, tmp_path: Path) -> None:
+    """The giver forgot its records (--forget) while its cloud still holds the devices, then gave the batch
+    away: the nightly reconcile (and its repair) must neither report the giver's target as the receiver's
+    nor mark the giver's records provisioned, which would leave the receiver a batch it can neither split
+    nor unbind."""
+    url = settings.resolved_database_url
+    world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    world.ok("batch", "accept", offer(world), "--user", OTHER)
+    checked = world.ok("reconcile", "--repair", "--report", tmp_path / "report.json")
+    assert "0 targets checked" in checked.out, checked.out
+    assert db.rows(url, "SELECT status, COUNT(*) FROM provisioning_record GROUP BY status") == [("removed", 4)]
+    assert world.ok("reconcile", "--last", "--account", "Beta", "--json").json == []
+    assert world.ok("runs", "--user", OTHER, "--json").json == []
+    world.ok("batch", "split", "D001", "--count", "1", "--new-bid", "D001-B", "--user", OTHER)
