@@ -73,7 +73,8 @@ def bind(*, session: Session, actor: Actor, bid: str) -> BindOutcome:
 
 
 def unbind(*, session: Session, actor: Actor, bid: str) -> None:
-    """Release a batch with no provisioned devices (and forget its records)."""
+    """Release a batch with no provisioned devices (and forget its records in the account's own targets:
+    an earlier owner's records of a transferred batch are that owner's history)."""
     batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.UNBIND)
     assert batch.id is not None
     refuse_while_on_offer(session=session, batch=batch, doing="unbind it")
@@ -81,7 +82,9 @@ def unbind(*, session: Session, actor: Actor, bid: str) -> None:
     if any(held.values()):
         where = ", ".join(f"{n} in {name}" for name, n in sorted(held.items()) if n)
         raise BinderyError(f"batch {bid} has provisioned devices ({where}): deprovision them first")
-    session.execute(delete(ProvisioningRecord).where(col(ProvisioningRecord.batch_id) == batch.id))
+    own = select(CloudApi.id).where(CloudApi.account_id == actor.account_id)
+    session.execute(delete(ProvisioningRecord).where(col(ProvisioningRecord.batch_id) == batch.id,
+                                                     col(ProvisioningRecord.cloud_api_id).in_(own)))
     session.delete(binding)
     custody.forget(session=session, batch_id=batch.id)
     audit.record(session=session, actor=actor.email, action="batch.unbind", subject=batch.bid,

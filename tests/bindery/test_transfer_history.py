@@ -93,3 +93,22 @@ def test_reconcile_checks_a_transferred_batch_in_its_owners_targets_only(world: 
     assert world.ok("reconcile", "--last", "--account", "Beta", "--json").json == []
     assert world.ok("runs", "--user", OTHER, "--json").json == []
     world.ok("batch", "split", "D001", "--count", "1", "--new-bid", "D001-B", "--user", OTHER)
+
+
+def test_the_receivers_unbind_keeps_the_givers_records(world: Cli, settings: Settings, receiver: str) -> None:
+    """Unbinding forgets the unbinding account's records only: the giver's removed records stay its history."""
+    url = settings.resolved_database_url
+    world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    world.ok("batch", "accept", offer(world), "--user", OTHER)
+    world.ok("cloud-api", "add", "plant", "--user", OTHER, "--kind", "other", "--type", "private cloud",
+             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    world.ok("provision", "D001", "--cloud-api", "plant", "--user", OTHER)
+    world.ok("deprovision", "D001", "--cloud-api", "plant", "--forget", "--user", OTHER)
+    world.ok("unbind", "D001", "--user", OTHER)
+    assert db.rows(url, "SELECT a.name, r.status, COUNT(*) FROM provisioning_record r JOIN cloud_api a "
+                        "ON a.id = r.cloud_api_id GROUP BY a.name, r.status") == [("lab", "removed", 4)]
+    world.ok("bind", "D001", "--user", THIRD)
+    assert world.ok("devices", "D001", "--user", THIRD, "--json").json == []
