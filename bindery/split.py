@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bindery import audit, custody
@@ -109,8 +110,11 @@ def split(*, session: Session, actor: Actor, bid: str, new_bid: str, count: int 
     child = Batch(bid=new_bid, vendor=batch.vendor, model=batch.model, slot=batch.slot, device_count=len(pks),
                   source_format=batch.source_format, source_name=batch.source_name,
                   source_sha256=batch.source_sha256, split_from_id=batch.id)
-    session.add(child)
-    session.flush()
+    try:
+        with session.begin_nested():  # another part may take the same BID at this moment (D001-X-2 from D001-X)
+            session.add(child)
+    except IntegrityError:
+        raise FieldError("new_bid", f"BID {new_bid} is taken: choose another") from None
     assert child.id is not None
     for start in range(0, len(pks), STEP):
         part = pks[start:start + STEP]

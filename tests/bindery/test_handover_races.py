@@ -193,3 +193,38 @@ def test_an_offer_and_a_run_starting_at_once_never_both_go_on(world: Cli, settin
     thread.join(timeout=60)
     assert len(outcome) == 1 and "batch D001 is on offer to another account" in outcome[0]
     assert db.scalar(url, "SELECT COUNT(*) FROM provisioning_record WHERE status = 'provisioned'") == 0
+
+
+def test_two_parts_taking_one_new_bid_at_once_refuse_the_second_by_its_field(cli: Cli, tmp_path: Path,
+                                                                            settings: Settings) -> None:
+    """D001 and D001-X may both name a part D001-X-2 (each in its parent's namespace): cut at the same moment,
+    the second is told the BID is taken, as when it was taken before, never an internal error."""
+    make_world(cli, tmp_path, {"D001": DEVICES, "D001-X": ["x1", "x2"]})
+    cli.ok("bind", "D001", "--user", MEMBER)
+    cli.ok("bind", "D001-X", "--user", MEMBER)
+    url = settings.resolved_database_url
+    engine = database.get_engine(settings)
+    with Session(engine) as lookup:
+        actor = actor_for(session=lookup, email=ADMIN)
+    first = Session(engine)
+    split.split(session=first, actor=actor, bid="D001", new_bid="D001-X-2", count=1)
+    first.flush()
+    outcome: list[str] = []
+
+    def second() -> None:
+        with Session(engine) as session:
+            try:
+                split.split(session=session, actor=actor, bid="D001-X", new_bid="D001-X-2", count=1)
+                session.commit()
+                outcome.append("split")
+            except BinderyError as exc:
+                outcome.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    wait_until_blocked(url, thread)
+    first.commit()
+    first.close()
+    thread.join(timeout=60)
+    assert outcome == ["FieldError: --new-bid: BID D001-X-2 is taken: choose another"]
+    assert batches(url)["D001-X"] == (2, 2)
