@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session
 
 from bindery.access import Actor, actor_for
@@ -62,8 +63,8 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]], whole: tu
     for index, column in enumerate(columns):
         width = max([len(column), *(len(str(row[index] or "")) for row in rows)]) if column in whole else None
         table.add_column(column, no_wrap=column in whole, min_width=width)
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+    for row in rows:  # cells are text, never markup: a note, an error or a name may hold brackets
+        table.add_row(*[Text("" if v is None else str(v)) for v in row])
     console().print(table)
 
 

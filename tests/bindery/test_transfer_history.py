@@ -112,3 +112,14 @@ def test_the_receivers_unbind_keeps_the_givers_records(world: Cli, settings: Set
                         "ON a.id = r.cloud_api_id GROUP BY a.name, r.status") == [("lab", "removed", 4)]
     world.ok("bind", "D001", "--user", THIRD)
     assert world.ok("devices", "D001", "--user", THIRD, "--json").json == []
+
+
+def test_a_note_is_shown_as_written_never_as_markup(world: Cli) -> None:
+    """The giver's note is the receiver's to read: brackets in it are text, neither styling nor a link in the
+    receiver's terminal, and never a failed listing."""
+    note = "[/bold] see [link=https://e.io]here[/link]"
+    offer(world, "--note", note)
+    for user in (OTHER, ADMIN):
+        listed = world("batch", "transfers", "--user", user)
+        assert listed.code == 0, listed.err
+        assert note in " ".join(listed.out.split()), listed.out
