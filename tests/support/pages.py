@@ -80,6 +80,8 @@ def shown_problems(page: Page, phone: bool) -> list[str]:
         problems.append(f"{heading.count()} visible h1 in main (want 1)")
     if not page.locator("#page-content").locator("p, table, form, dl, ul, ol, article").filter(visible=True).count():
         problems.append(f"no visible content under the heading: {page.locator('main').inner_text().strip()!r}")
-    if phone and page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth"):
+    # clientWidth, not innerWidth: an emulated phone (is_mobile) zooms out to fit wide content, so its
+    # innerWidth grows with the overflow; clientWidth stays the device's width.
+    if phone and page.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth"):
         problems.append("wider than the phone (scrolls sideways)")
     return problems
