@@ -46,9 +46,12 @@ def check_new_bid(bid: str, new_bid: str) -> None:
 
 def _chosen(session: Session, batch: Batch, count: int | None, device_ids: list[str] | None) -> list[int]:
     """The Device.id of the devices to move, after every check on the choice."""
-    if (count is None) == (device_ids is None):
-        raise FieldError("count", "give either a number of devices or a list of device ids, not both",
-                         named=False, cli_fix="use --count N or --devices FILE")
+    if count is None and device_ids is None:
+        raise FieldError("count", "give the number of devices to move or their device ids", named=False,
+                         cli_fix="use --count N or --devices FILE (one device id a line)",
+                         api_fix="send count or devices (a list of device ids)")
+    if count is not None and device_ids is not None:
+        raise FieldError("count", "give {count} or {devices}, not both", named=False, mentions=("count", "devices"))
     if count is not None:
         if not 1 <= count < batch.device_count:
             raise FieldError("count", f"{count} is not from 1 to {batch.device_count - 1} (batch {batch.bid} holds "

@@ -64,8 +64,9 @@ def test_split_by_file_moves_exactly_the_named_devices(world: Cli, settings: Set
 REFUSED = [
     (["--count", "0"], 2, "--count: 0 is not from 1 to 4"),
     (["--count", "5"], 2, "--count: 5 is not from 1 to 4"),
-    ([], 2, "give either a number of devices or a list of device ids, not both; use --count N or --devices FILE"),
-    (["--count", "1", "--devices", "{file}"], 2, "give either a number of devices or a list of device ids"),
+    ([], 2, "give the number of devices to move or their device ids; use --count N or --devices FILE (one device "
+            "id a line)"),
+    (["--count", "1", "--devices", "{file}"], 2, "give --count or --devices, not both"),
     (["--devices", "{missing}"], 2, "--devices: cannot read"),
     (["--devices", "{file}:a1\na9"], 2, "--devices: device 'a9' is not in batch D001"),
     (["--devices", "{file}:a1\na1"], 2, "--devices: device 'a1' is named twice"),

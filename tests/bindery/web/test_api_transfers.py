@@ -103,7 +103,10 @@ def test_split_over_the_api(console: Console) -> None:
         assert outside.json()["detail"].startswith("new_bid: 'W002' must begin with W001-")
         both = admin.post("/api/batches/W001/split", json={"new_bid": "W001-D", "count": 1, "devices": ["w1-000"]})
         assert both.status_code == 422 and "--" not in both.json()["detail"], both.text
-        assert both.json()["detail"] == "give either a number of devices or a list of device ids, not both"
+        assert both.json()["detail"] == "give count or devices, not both"
+        neither = admin.post("/api/batches/W001/split", json={"new_bid": "W001-D"})
+        assert neither.status_code == 422 and neither.json()["detail"] == (
+            "give the number of devices to move or their device ids; send count or devices (a list of device ids)")
         child = admin.get("/api/batches/W001-B").json()
         assert child["split_from"] == "W001" and child["devices"] == 5
     with console.client(OTHER) as other:
@@ -165,7 +168,7 @@ def test_field_errors_name_the_json_bodys_fields(console: Console, settings: Set
             ("POST", "/api/batches/W001/transfer", {"to_account": "Beta", "expires": "7w"}, 422,
              "expires: '7w' is not a duration like 30m, 12h or 7d"),
             ("POST", "/api/batches/W001/split", {"new_bid": "W001-C"}, 422,
-             "give either a number of devices or a list of device ids"),
+             "give the number of devices to move or their device ids; send count or devices"),
             ("POST", "/api/batches/W001/split", {"new_bid": "W002", "count": 1}, 422,
              "new_bid: 'W002' must begin with W001- (or W001_)"),
             ("POST", "/api/batches/W001/split", {"new_bid": "W001-B", "count": 1}, 422,
