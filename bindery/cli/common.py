@@ -36,12 +36,14 @@ def acting(session: Session, user: str | None) -> Actor:
 
 
 def console() -> Console:
-    """stdout; wide tables when piped (rich would otherwise wrap them at 80 columns)."""
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    """stdout; wide tables when piped (rich would otherwise wrap them at 80 columns). Text is printed as it
+    is, never read as Rich markup: names, notes and errors may hold brackets ('[/x]' would fail the command,
+    '[link=...]' would make a link); a caller wanting markup says print(..., markup=True)."""
+    return Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 160)
 
 
 def console_err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # as console(): text as it is
 
 
 def iso_time(value: datetime | str | None) -> str:

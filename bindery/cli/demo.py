@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def demo_environment(settings: Settings) -> dict[str, str]:
 
 
 def run_steps(settings: Settings) -> None:
-    say = console().print
+    say = functools.partial(console().print, markup=True)  # its own [bold] step names
     prefect_ready(settings, say)
     from bindery.flows.bind_batch import bind_batch
     from bindery.flows.export_manifest import export_manifest

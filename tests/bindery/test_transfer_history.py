@@ -123,3 +123,18 @@ def test_a_note_is_shown_as_written_never_as_markup(world: Cli) -> None:
         listed = world("batch", "transfers", "--user", user)
         assert listed.code == 0, listed.err
         assert note in " ".join(listed.out.split()), listed.out
+
+
+def test_names_with_brackets_are_printed_as_typed(world: Cli) -> None:
+    """An account named 'Omega [/x]' (the operator allows any printable name): the giver's offer still prints
+    its code, and the receiver's batch show its custody, each name as it is spelled."""
+    world.ok("account", "create", "Omega [/x]")
+    world.ok("user", "add", "olga@omega.io", "--account", "Omega [/x]", "--role", "admin")
+    made = world("batch", "transfer", "D001", "--to", "Omega [/x]", "--user", ADMIN)
+    assert made.code == 0, made.err
+    assert "offered batch D001 to account Omega [/x] until" in made.out
+    code = CODE.search(made.out)
+    assert code
+    world.ok("batch", "accept", code[1], "--user", "olga@omega.io")
+    shown = world.ok("batch", "show", "D001", "--user", "olga@omega.io").out
+    assert "custody: Omega [/x] as D001 (transfer," in shown, shown
