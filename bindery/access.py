@@ -107,11 +107,15 @@ def owned_batch(*, session: Session, actor: Actor, bid: str, action: Action = Ac
     return row
 
 
+def on_offer(*, session: Session, batch: Batch) -> bool:
+    """Whether the batch has an open offer (one not yet expired)."""
+    return session.exec(select(Transfer.id).where(Transfer.batch_id == batch.id, Transfer.state == OFFERED,
+                                                  col(Transfer.expires_at) > utcnow())).first() is not None
+
+
 def refuse_while_on_offer(*, session: Session, batch: Batch, doing: str) -> None:
     """A batch on offer stays as the receiver will get it: no run, unbind or split starts on it."""
-    offered = session.exec(select(Transfer.id).where(Transfer.batch_id == batch.id, Transfer.state == OFFERED,
-                                                     col(Transfer.expires_at) > utcnow())).first()
-    if offered is not None:
+    if on_offer(session=session, batch=batch):
         raise BinderyError.with_fix(
             lambda fix: f"batch {batch.bid} is on offer to another account: withdraw the offer {fix} "
                         f"before you {doing}",

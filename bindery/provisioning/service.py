@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bindery import audit, runs
-from bindery.access import Action, Actor, actor_for, owned_batch, refuse_while_on_offer, require
+from bindery.access import Action, Actor, actor_for, on_offer, owned_batch, refuse_while_on_offer, require
 from bindery.binding import BindOutcome, bind
 from bindery.clouds.config import get_cloud_api
 from bindery.db import session_scope
@@ -121,7 +121,9 @@ def bind_for_provisioning(*, settings: Settings, user: str, bid: str, cloud_api:
         auto = account_settings(session=session, actor=actor)
         if not auto.enabled or auto.cloud_api is None:
             return BindPlan(outcome, None, Action.BIND)
-        _batch, binding = owned_batch(session=session, actor=actor, bid=bid)
+        batch, binding = owned_batch(session=session, actor=actor, bid=bid)
+        if outcome.already and on_offer(session=session, batch=batch):
+            return BindPlan(outcome, None, Action.BIND)  # auto-provisioning leaves a batch on offer alone
         defaults = session.get(AccountSettings, actor.account_id)
         if binding.target_cloud_api_id is None and defaults is not None:
             binding.target_cloud_api_id = defaults.default_cloud_api_id

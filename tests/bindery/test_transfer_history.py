@@ -138,3 +138,19 @@ def test_names_with_brackets_are_printed_as_typed(world: Cli) -> None:
     world.ok("batch", "accept", code[1], "--user", "olga@omega.io")
     shown = world.ok("batch", "show", "D001", "--user", "olga@omega.io").out
     assert "custody: Omega [/x] as D001 (transfer," in shown, shown
+
+
+def test_binding_a_batch_on_offer_again_starts_no_provisioning(world: Cli, settings: Settings,
+                                                               receiver: str) -> None:
+    """The giver's auto-provisioning does not act on its batch on offer: a member binding it again is told it
+    is already bound, with no run started or refused, and the batch's target is left as the offer has it."""
+    url = settings.resolved_database_url
+    world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    world.ok("settings", "auto-provision", "on", "--cloud-api", "lab", "--user", ADMIN)
+    offer(world)
+    again = world("bind", "D001", "--user", MEMBER)
+    assert (again.code, again.err.strip()) == (0, ""), again.err
+    assert "batch D001 is already bound to your account: nothing to do" in again.out
+    assert db.counts(url, ("run", "provisioning_record")) == {"run": 0, "provisioning_record": 0}
+    assert world.ok("batch", "show", "D001", "--user", ADMIN, "--json").json["target"] is None  # type: ignore
