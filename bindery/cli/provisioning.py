@@ -37,8 +37,11 @@ class ProvisioningIncomplete(BinderyError):
 
 
 def progress_bar(label: str) -> Progress:
+    """A live bar on a terminal only: piped or logged, a stopped bar left an empty line on stderr before the
+    command's one line (an error, or the report)."""
+    err = console_err()
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(),
-                    console=console_err(), transient=True)
+                    console=err, transient=True, disable=not err.is_terminal)
 
 
 def print_report(report: RunReport) -> None:

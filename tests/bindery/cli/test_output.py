@@ -132,3 +132,16 @@ def test_runs_show_full_flow_run_ids_linked_to_the_prefect_ui(world: Cli, monkey
     assert f"http://prefect.example:4200/runs/flow-run/{flow_run}" in linked
     monkeypatch.setenv("PREFECT_UI_URL", "https://prefect-ui.example")
     assert f"https://prefect-ui.example/runs/flow-run/{flow_run}" in world.ok("runs", "--user", MEMBER).out
+
+
+def test_a_refused_bind_or_accept_is_one_line_on_stderr_with_no_empty_line_before_it(cli: Cli,
+                                                                                      tmp_path: Path) -> None:
+    """Both hold a progress bar for the provisioning they may start; piped, it printed nothing but a newline."""
+    make_world(cli, tmp_path, {"W001": DEVICES})
+    for args, said in [(["bind", "NOPE", "--user", ADMIN], "error: unknown BID NOPE\n"),
+                       (["batch", "accept", "AAAA-BBBB", "--user", ADMIN],
+                        "error: unknown transfer code: check it with the account that offered the batch\n")]:
+        refused = cli(*args)
+        assert (refused.code, refused.err) == (2, said), args
+    bound = cli.ok("bind", "W001", "--user", ADMIN)
+    assert (bound.out, bound.err) == (f"bound batch W001: {len(DEVICES)} devices\n", "")
