@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bindery import anchors, audit, binding
+from bindery import anchors, audit, binding, transfer
 from bindery.catalog import batches, trust
 from bindery.catalog.importer import ImportReport, import_reel
 from bindery.cli.common import (
@@ -213,9 +213,12 @@ def print_account_batches(rows: list[dict[str, Any]], as_json: bool) -> None:
 @batch_app.command("show")
 def batch_show(bid: str, as_json: JsonOption = False, user: UserOption = None) -> None:
     """Show one batch: from the catalog, or with --user as your account sees it."""
+    offer = None
     with session_scope() as session:
         if acting_email(user):
-            summary = binding.batch_view(session=session, actor=acting(session, user), bid=bid)
+            actor = acting(session, user)
+            summary = binding.batch_view(session=session, actor=actor, bid=bid)
+            offer = transfer.open_offer_of(session=session, actor=actor, bid=bid)
         else:
             summary = batches.batch_summary(batches.get_batch(session=session, bid=bid))
     if as_json:
@@ -224,12 +227,17 @@ def batch_show(bid: str, as_json: JsonOption = False, user: UserOption = None) -
         for key, value in summary.items():
             if key != "custody":
                 console().print(f"{key:>12}: {value}")
+        if offer is not None:  # nothing changes the batch meanwhile: say so, and how to undo it
+            console().print(f"{'on offer':>12}: to {offer['to_account']} since {iso_time(offer['offered_at'])} by "
+                            f"{offer['offered_by']}, the code works until {iso_time(offer['expires_at'])}; "
+                            f"withdraw it with: bindery batch withdraw {bid}")
         for entry in summary.get("custody", []):
-            until = (entry["to"] or "now")[:16].replace("T", " ")
+            until = iso_time(entry["to"]) if entry["to"] else "now"
+            took = {"bind": "bound", "split": "split"}.get(entry["via"], "accepted")  # by whom it came
             console().print(f"{'custody':>12}: {entry['account']} as {entry['bid']} ({entry['via']}, "
-                            f"{entry['from'][:16].replace('T', ' ')} to {until}, "
+                            f"{iso_time(entry['from'])} to {until}, "
                             + (f"offered by {entry['offered_by']}, " if entry["offered_by"] else "")
-                            + f"accepted by {entry['accepted_by']})")
+                            + f"{took} by {entry['accepted_by']})")
 
 
 @batch_app.command("set-target")

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bindery import split, transfer
 from bindery.cli.catalog import batch_app
-from bindery.cli.common import JsonOption, UserOption, acting, acting_email, console, print_json, print_table
+from bindery.cli.common import (
+    JsonOption,
+    UserOption,
+    acting,
+    acting_email,
+    console,
+    iso_time,
+    print_json,
+    print_table,
+)
 from bindery.db import session_scope
 from bindery.errors import BadInput
+from bindery.models.transfers import EXPIRED, OFFERED
 from bindery.settings import get_settings
 
 
@@ -42,10 +52,28 @@ def batch_transfers(user: UserOption = None, as_json: JsonOption = False) -> Non
     if as_json:
         print_json(rows)
         return
-    print_table("Transfers", ["BID", "direction", "from", "to", "state", "devices", "offered by", "expires at",
-                              "note"],
-                [[r["bid"], r["direction"], r["from_account"], r["to_account"], r["state"], r["devices"],
-                  r["offered_by"], r["expires_at"][:16].replace("T", " "), r["note"]] for r in rows])
+    if not rows:
+        console().print("no offers made or received by your account: an admin offers a batch with "
+                        "bindery batch transfer BID --to ACCOUNT")
+        return
+    print_table("Transfers", ["BID", "direction", "from", "to", "state", "devices", "offered by", "ended", "note"],
+                [[r["bid"], r["direction"], r["from_account"], r["to_account"], *state_words(r), r["note"]]
+                 for r in rows], whole=("BID",))
+    if any(r["direction"] == "received" and r["state"] == OFFERED for r in rows):
+        console().print("accept one with: bindery batch accept CODE (the code the giving account sent you)")
+
+
+def state_words(row: dict[str, Any]) -> tuple[str, int, str, str]:
+    """State, devices, who offered, and when it ended, as the console's batch list says them: who accepted or
+    withdrew an offer, and when; until when an open offer's code works."""
+    state, ended = row["state"], iso_time(row["closed_at"])
+    if state == OFFERED:
+        state, ended = "on offer", f"open until {iso_time(row['expires_at'])}"
+    elif state == EXPIRED:
+        state, ended = "expired unaccepted", iso_time(row["expires_at"])
+    else:
+        state = f"{state} by {row['closed_by']}"
+    return state, row["devices"], row["offered_by"], ended
 
 
 @batch_app.command("accept")
