@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 from bindery.errors import BadInput, BinderyError, NotFound, PermissionDenied
 from bindery.models.accounts import Account, Binding, User
 from bindery.models.catalog import Batch
+from bindery.models.clouds import CloudApi
+from bindery.models.provisioning import RunLease
 from bindery.models.transfers import OFFERED, Transfer
 from bindery.models.types import utcnow
 
@@ -121,3 +123,12 @@ def refuse_while_on_offer(*, session: Session, batch: Batch, doing: str) -> None
                         f"before you {doing}",
             cli=f"(bindery batch withdraw {batch.bid})", page="on its page",
             api=f"(DELETE /api/batches/{batch.bid}/transfer)")
+
+
+def refuse_while_running(*, session: Session, batch: Batch, doing: str) -> None:
+    """A batch a run holds (its lease is live) keeps its owner and its devices until the run ends."""
+    running = session.exec(select(CloudApi.name).join(RunLease, col(RunLease.cloud_api_id) == col(CloudApi.id))
+                           .where(RunLease.batch_id == batch.id, col(RunLease.expires_at) > utcnow())).first()
+    if running is not None:
+        raise BinderyError(f"a provisioning run holds batch {batch.bid} in {running}: wait for it to end "
+                           f"before you {doing}")

@@ -11,7 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bindery import audit, custody
-from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, require, unknown_bid
+from bindery.access import (
+    Action,
+    Actor,
+    owned_batch,
+    refuse_while_on_offer,
+    refuse_while_running,
+    require,
+    unknown_bid,
+)
 from bindery.errors import BadInput, BinderyError
 from bindery.models.accounts import Account, Binding, User
 from bindery.models.catalog import Batch
@@ -78,6 +86,7 @@ def unbind(*, session: Session, actor: Actor, bid: str) -> None:
     batch, binding = owned_batch(session=session, actor=actor, bid=bid, action=Action.UNBIND)
     assert batch.id is not None
     refuse_while_on_offer(session=session, batch=batch, doing="unbind it")
+    refuse_while_running(session=session, batch=batch, doing="unbind it")
     held = provisioned_by_target(session=session, batch_id=batch.id)
     if any(held.values()):
         where = ", ".join(f"{n} in {name}" for name, n in sorted(held.items()) if n)

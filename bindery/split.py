@@ -11,14 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bindery import audit, custody
-from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer
+from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, refuse_while_running
 from bindery.errors import BinderyError, FieldError
 from bindery.models.accounts import Binding
 from bindery.models.catalog import Batch, Device
 from bindery.models.provisioning import ProvisioningRecord
 from bindery.provisioning.status import PROVISIONED
 from bindery.reels.base import check_bid, device_id_problem
-from bindery.transfer import refuse_while_running
 
 STEP = 1000
 

@@ -20,14 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from bindery import audit, custody
-from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, require
+from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, refuse_while_running, require
 from bindery.accounts import find_account
 from bindery.errors import BadInput, BinderyError, FieldError, NotFound, TooManyAttempts
-from bindery.models.accounts import Account, Binding
+from bindery.models.accounts import Account, Binding, User
 from bindery.models.audit import AuditEvent
 from bindery.models.catalog import Batch
 from bindery.models.clouds import CloudApi
-from bindery.models.provisioning import ProvisioningRecord, RunLease
+from bindery.models.provisioning import ProvisioningRecord
 from bindery.models.transfers import (
     ACCEPTED,
     EXPIRED,
@@ -91,14 +91,6 @@ def refuse_while_provisioned(*, session: Session, batch: Batch, account_id: int,
             cli=f"first (bindery deprovision {batch.bid} --cloud-api NAME, or --forget)", page="on its page",
             api=f"first (POST /api/batches/{batch.bid}/deprovision with cloud_api, or forget)")
     refuse_while_running(session=session, batch=batch, doing=doing)
-
-
-def refuse_while_running(*, session: Session, batch: Batch, doing: str) -> None:
-    running = session.exec(select(CloudApi.name).join(RunLease, col(RunLease.cloud_api_id) == col(CloudApi.id))
-                           .where(RunLease.batch_id == batch.id, col(RunLease.expires_at) > utcnow())).first()
-    if running is not None:
-        raise BinderyError(f"a provisioning run holds batch {batch.bid} in {running}: wait for it to end "
-                           f"before you {doing}")
 
 
 def _receiver(session: Session, actor: Actor, bid: str, name: str) -> Account:
@@ -233,14 +225,16 @@ def refuse_after_wrong_codes(session: Session, actor: Actor) -> None:
     settings = get_settings()
     window = timedelta(seconds=settings.transfer_code_window_seconds)
     now = utcnow()
-    tried = session.exec(select(AuditEvent.at).where(
-        AuditEvent.account_id == actor.account_id, AuditEvent.action == "transfer.wrong_code",
+    own_users = select(User.email).where(User.account_id == actor.account_id)
+    tried = session.exec(select(AuditEvent.at).where(  # expired codes count too: each is audited on both sides
+        AuditEvent.account_id == actor.account_id, col(AuditEvent.actor).in_(own_users),
+        col(AuditEvent.action).in_(("transfer.wrong_code", "transfer.expired")),
         col(AuditEvent.at) > now - window).order_by(col(AuditEvent.at).desc())
         .limit(settings.transfer_code_max_failures)).all()
     if len(tried) >= settings.transfer_code_max_failures:
         wait = max(1, math.ceil((tried[-1] + window - now).total_seconds()))
-        raise TooManyAttempts(f"{len(tried)} wrong transfer codes tried in account {actor.account_name} within "
-                              f"{window.total_seconds() / 60:g} minutes: try again in {math.ceil(wait / 60)} "
+        raise TooManyAttempts(f"{len(tried)} wrong or expired transfer codes tried in account {actor.account_name} "
+                              f"within {window.total_seconds() / 60:g} minutes: try again in {math.ceil(wait / 60)} "
                               f"{'minute' if wait <= 60 else 'minutes'}", retry_after_seconds=wait)
 
 

@@ -46,8 +46,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-TOO_MANY_CODES = _error("Too many wrong transfer codes tried in your account lately: wait, then try again "
-                        "(BINDERY_TRANSFER_CODE_MAX_FAILURES)", {"Retry-After": {
+TOO_MANY_CODES = _error("Too many wrong or expired transfer codes tried in your account lately: wait, then try "
+                        "again (BINDERY_TRANSFER_CODE_MAX_FAILURES)", {"Retry-After": {
                             "description": "seconds until a code is taken again", "required": True,
                             "schema": {"type": "integer"}}})
 

@@ -195,6 +195,33 @@ def test_an_unknown_account_is_said_plainly_and_audited(world: Cli, settings: Se
     assert said == [(ADMIN, {"to_account": "Nobody", "reason": "unknown account"})]
 
 
+def test_a_batch_a_run_holds_is_neither_unbound_split_nor_offered(world: Cli, settings: Settings,
+                                                                  receiver: str) -> None:
+    """While a run's lease is live the batch keeps its owner and its devices; once it ends, each goes."""
+    from bindery.provisioning import lease
+
+    add_api(world, "lab", receiver + "/interop", ADMIN)
+    url = settings.resolved_database_url
+    batch_id = db.scalar(url, "SELECT id FROM batch WHERE bid = 'D001'")
+    api_id = db.scalar(url, "SELECT id FROM cloud_api WHERE name = 'lab'")
+    holder = lease.new_holder()
+    with Session(database.get_engine(settings)) as session:  # a run of this process holds the batch
+        lease.acquire(session=session, batch_id=int(str(batch_id)), api_id=int(str(api_id)), holder=holder,
+                      seconds=300, wait=0, what="batch D001 into lab")
+        session.commit()
+    before = db.counts(url, TABLES)
+    for args, doing in [(["unbind", "D001"], "unbind it"),
+                        (["batch", "split", "D001", "--count", "1", "--new-bid", "D001-B"], "split it"),
+                        (["batch", "transfer", "D001", "--to", "Beta"], "offer it")]:
+        refused = world(*args, "--user", ADMIN)
+        assert (refused.code, refused.err.strip()) == (
+            1, f"error: a provisioning run holds batch D001 in lab: wait for it to end before you {doing}")
+    assert db.counts(url, TABLES) == before
+    db.execute(url, "DELETE FROM run_lease")  # the run ended
+    lease.forget(holder)
+    world.ok("unbind", "D001", "--user", ADMIN)
+
+
 def test_wrong_codes_are_counted_and_a_run_of_them_stops_accepting(world: Cli, settings: Settings,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Each wrong code is an audit event of the trying account (never the code); after the setting's number
@@ -208,7 +235,7 @@ def test_wrong_codes_are_counted_and_a_run_of_them_stops_accepting(world: Cli, s
         assert tried.code == 2 and "unknown transfer code" in tried.err
     stopped = world("batch", "accept", code, "--user", OTHER)
     assert (stopped.code, stopped.err.strip()) == (
-        1, "error: 3 wrong transfer codes tried in account Beta within 15 minutes: try again in 15 minutes")
+        1, "error: 3 wrong or expired transfer codes tried in account Beta within 15 minutes: try again in 15 minutes")
     assert world("batch", "accept", wrong, "--user", THIRD).code == 2, "Gamma's own count, not Beta's"
     assert actions(settings, OTHER, "transfer code") == ["transfer.wrong_code"] * 3
     assert actions(settings, ADMIN, "transfer code") == [], "nothing in the giver's account"
@@ -283,6 +310,22 @@ def test_an_expired_code_is_refused_and_audited_on_both_sides(world: Cli, settin
     assert [t["state"] for t in listed] == ["expired"]  # type: ignore
     fresh = offer(world)  # an expired offer no longer holds the batch
     world.ok("batch", "accept", fresh, "--user", OTHER)
+
+
+def test_expired_codes_count_towards_the_limit_of_the_account_trying_them(
+        world: Cli, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each expired try is audited in both accounts, so it counts too, but only against the account whose
+    user tried it: the giver, holding those events as well, is not stopped by them."""
+    monkeypatch.setenv("BINDERY_TRANSFER_CODE_MAX_FAILURES", "2")
+    code = offer(world, "--expires", "1m")
+    db.execute(settings.resolved_database_url, "UPDATE batch_transfer SET expires_at = offered_at")
+    for _ in range(2):
+        assert "expired at" in world("batch", "accept", code, "--user", OTHER).err
+    stopped = world("batch", "accept", code, "--user", OTHER)
+    assert stopped.code == 1 and "2 wrong or expired transfer codes tried in account Beta" in stopped.err
+    assert actions(settings, ADMIN, "D001")[-2:] == ["transfer.expired"] * 2, "the giver's log has both"
+    giver = world("batch", "accept", "AAAA-BBBB-CCCC", "--user", ADMIN)
+    assert giver.code == 2 and transfer.UNKNOWN_CODE in giver.err, "the giver's own accepts go on"
 
 
 def test_stale_offer_does_not_block_a_new_one(world: Cli, settings: Settings) -> None:

@@ -151,7 +151,8 @@ def test_a_run_of_wrong_codes_is_429_with_retry_after(console: Console, monkeypa
             assert other.post("/api/transfers/accept", json={"code": "AAAA-" + code[5:]}).status_code == 404
         stopped = other.post("/api/transfers/accept", json={"code": code})
         assert stopped.status_code == 429 and 840 < int(stopped.headers["Retry-After"]) <= 900, stopped.headers
-        assert stopped.json()["detail"].startswith("2 wrong transfer codes tried in account Beta within 15 minutes")
+        assert stopped.json()["detail"].startswith(
+            "2 wrong or expired transfer codes tried in account Beta within 15 minutes")
     with closing(login(console, OTHER)) as page:
         audit_page = page.get("/audit").text
         assert audit_page.count("tried a transfer code that is not one of this account&#39;s offers") == 2
