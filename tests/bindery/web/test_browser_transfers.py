@@ -172,6 +172,8 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     mobile = phone.new_page()
     mobile.goto(f"{url}/login")
     log_in(mobile, OTHER)
+    expect(mobile.locator("#desktop-note")).to_contain_text(
+        "on a phone the console offers binding and accepting transferred batches only")
     mobile.locator("#desktop-note").get_by_role("link", name="Accept a transferred batch").click()
     expect(mobile.locator("#page-content h1")).to_have_text("Accept a transferred batch")
     no_violations(mobile)
@@ -179,6 +181,14 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     mobile.get_by_role("button", name="Accept").click()
     expect(mobile.locator("#accept-error")).to_have_text(
         f"Transfer code: the offer of batch W001 was withdrawn by {ADMIN}")
-    expect(mobile.get_by_label("Transfer code")).to_be_visible()
+    field = mobile.get_by_label("Transfer code")
+    expect(field).to_be_visible()
+    box = field.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= PHONE["width"], box  # the whole field on the phone
+    third = cli.ok("batch", "transfer", "W001", "--to", "Beta", "--user", ADMIN).out
+    field.fill(third.split("(shown once): ")[1].split()[0])
+    mobile.get_by_role("button", name="Accept").click()
+    expect(mobile.get_by_role("status")).to_have_text("batch W001 (8 devices) from Acme is yours now")
+    expect(mobile.locator("#desktop-note")).to_contain_text("Open this page on a desktop")
     phone.close()
     acme.close()
