@@ -254,7 +254,7 @@ def _closed(found: Transfer, bid: str) -> str:
     if found.state == ACCEPTED:
         return f"the transfer code for batch {bid} was already used"
     if found.state == WITHDRAWN:
-        return f"the offer of batch {bid} was withdrawn by {found.closed_by}"
+        return f"the offer of batch {bid} was withdrawn by {found.closed_by}: ask them for a new offer"
     return f"the transfer code for batch {bid} expired: ask for a new offer"
 
 

@@ -180,7 +180,7 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     mobile.get_by_label("Transfer code").fill(second)
     mobile.get_by_role("button", name="Accept").click()
     expect(mobile.locator("#accept-error")).to_have_text(
-        f"Transfer code: the offer of batch W001 was withdrawn by {ADMIN}")
+        f"Transfer code: the offer of batch W001 was withdrawn by {ADMIN}: ask them for a new offer")
     field = mobile.get_by_label("Transfer code")
     expect(field).to_be_visible()
     box = field.bounding_box()
