@@ -126,9 +126,21 @@ def refuse_while_on_offer(*, session: Session, batch: Batch, doing: str) -> None
 
 
 def refuse_while_running(*, session: Session, batch: Batch, doing: str) -> None:
-    """A batch a run holds (its lease is live) keeps its owner and its devices until the run ends."""
-    running = session.exec(select(CloudApi.name).join(RunLease, col(RunLease.cloud_api_id) == col(CloudApi.id))
-                           .where(RunLease.batch_id == batch.id, col(RunLease.expires_at) > utcnow())).first()
-    if running is not None:
-        raise BinderyError(f"a provisioning run holds batch {batch.bid} in {running}: wait for it to end "
-                           f"before you {doing}")
+    """A batch a run holds (its lease is live) keeps its owner and its devices until the run ends. A lease
+    whose holder process is gone (killed on this host) holds nothing, as a new run would take it over at
+    once; one held from another host may be a lost host's: the refusal says until when it runs and, on the
+    CLI, how to release it."""
+    from bindery.provisioning.lease import holder_is_dead
+
+    rows = session.exec(select(CloudApi.name, RunLease.holder, RunLease.expires_at)
+                        .join(RunLease, col(RunLease.cloud_api_id) == col(CloudApi.id))
+                        .where(RunLease.batch_id == batch.id, col(RunLease.expires_at) > utcnow())
+                        .order_by(col(CloudApi.name))).all()
+    live = [(name, until) for name, holder, until in rows if not holder_is_dead(holder)]
+    if live:
+        name, until = live[0]
+        raise BinderyError.with_fix(
+            lambda fix: f"a provisioning run holds batch {batch.bid} in {name} (its lease runs until "
+                        f"{until:%H:%M:%S} UTC): wait for it to end before you {doing}{fix}",
+            cli=f"; if no run is going (its host was lost), release the lease first: bindery lease release "
+                f"{batch.bid} --cloud-api {name}", page="", api="")

@@ -215,11 +215,50 @@ def test_a_batch_a_run_holds_is_neither_unbound_split_nor_offered(world: Cli, se
                         (["batch", "split", "D001", "--count", "1", "--new-bid", "D001-B"], "split it"),
                         (["batch", "transfer", "D001", "--to", "Beta"], "offer it")]:
         refused = world(*args, "--user", ADMIN)
-        assert (refused.code, refused.err.strip()) == (
-            1, f"error: a provisioning run holds batch D001 in lab: wait for it to end before you {doing}")
+        assert refused.code == 1 and refused.err.startswith(
+            "error: a provisioning run holds batch D001 in lab (its lease runs until "), refused.err
+        assert refused.err.strip().endswith(
+            f"UTC): wait for it to end before you {doing}; if no run is going (its host was lost), release the "
+            "lease first: bindery lease release D001 --cloud-api lab"), refused.err
     assert db.counts(url, TABLES) == before
     db.execute(url, "DELETE FROM run_lease")  # the run ended
     lease.forget(holder)
+    world.ok("unbind", "D001", "--user", ADMIN)
+
+
+def hold_lease(settings: Settings, holder: str) -> None:
+    """A run lease of D001 into lab, live for five minutes, held by ``holder`` (host:pid:run)."""
+    from bindery.provisioning import lease
+
+    url = settings.resolved_database_url
+    batch_id = int(str(db.scalar(url, "SELECT id FROM batch WHERE bid = 'D001'")))
+    api_id = int(str(db.scalar(url, "SELECT id FROM cloud_api WHERE name = 'lab'")))
+    with Session(database.get_engine(settings)) as session:
+        lease.acquire(session=session, batch_id=batch_id, api_id=api_id, holder=holder, seconds=300, wait=0,
+                      what="batch D001 into lab")
+        session.commit()
+
+
+def test_a_lease_left_by_a_crashed_run_does_not_hold_the_batch(world: Cli, settings: Settings,
+                                                               receiver: str) -> None:
+    """A run killed on this host (its process gone) holds nothing: a new run takes its lease over at once, and
+    unbind goes on as well. A run on a host that went away cannot be told from a live one: the refusal says
+    until when its lease runs and how to release it, and after the release unbind goes on."""
+    import socket
+    import subprocess
+    import sys
+
+    add_api(world, "lab", receiver + "/interop", ADMIN)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    hold_lease(settings, f"{socket.gethostname()}:{gone.pid}:0badc0de")
+    world.ok("unbind", "D001", "--user", ADMIN)
+    world.ok("bind", "D001", "--user", MEMBER)
+    db.execute(settings.resolved_database_url, "DELETE FROM run_lease")
+    hold_lease(settings, "a-host-lost-for-good:4242:0badc0de")
+    refused = world("unbind", "D001", "--user", ADMIN)
+    assert refused.code == 1 and "bindery lease release D001 --cloud-api lab" in refused.err, refused.err
+    world.ok("lease", "release", "D001", "--cloud-api", "lab", "--user", ADMIN)
     world.ok("unbind", "D001", "--user", ADMIN)
 
 
