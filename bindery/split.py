@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import distinct, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -84,12 +84,19 @@ def _chosen(session: Session, batch: Batch, count: int | None, device_ids: list[
 
 
 def _provisioned_among(session: Session, pks: list[int]) -> int:
+    """How many of these devices are provisioned somewhere: a device in two APIs is one device."""
     held = 0
     for start in range(0, len(pks), STEP):
-        held += len(session.exec(select(ProvisioningRecord.id).where(
+        held += session.exec(select(func.count(distinct(col(ProvisioningRecord.device_id)))).where(
             col(ProvisioningRecord.device_id).in_(pks[start:start + STEP]),
-            col(ProvisioningRecord.status) == PROVISIONED)).all())
+            col(ProvisioningRecord.status) == PROVISIONED)).one()
     return held
+
+
+def provisioned_devices(*, session: Session, batch_id: int) -> int:
+    """How many devices of the batch are provisioned somewhere (the split page's "none can move")."""
+    return session.exec(select(func.count(distinct(col(ProvisioningRecord.device_id)))).where(
+        col(ProvisioningRecord.batch_id) == batch_id, col(ProvisioningRecord.status) == PROVISIONED)).one()
 
 
 def split(*, session: Session, actor: Actor, bid: str, new_bid: str, count: int | None = None,

@@ -142,10 +142,14 @@ def _split_page(request: Request, who: tuple[Actor, str], bid: str, *, values: d
     actor = who[0]
     require(actor, Action.SPLIT)
     with session_scope(deps.settings_of(request)) as session:
+        batch, _owned = owned_batch(session=session, actor=actor, bid=bid, action=Action.SPLIT)
+        assert batch.id is not None
         view = binding.batch_view(session=session, actor=actor, bid=bid)
         offer = transfer.open_offer_of(session=session, actor=actor, bid=bid)
+        held = split.provisioned_devices(session=session, batch_id=batch.id)  # a device in two APIs is one
+        held_in = transfer.held_in_own_apis(session=session, batch_id=batch.id, account_id=actor.account_id)
     return render(request, "split.html", who, status=status, bid=bid, path=batch_path(bid), batch=view,
-                  held=sum(view["provisioned"].values()), offer=offer, values=values, errors=errors, problem=problem)
+                  held=held, held_in=held_in, offer=offer, values=values, errors=errors, problem=problem)
 
 
 @router.get("/batches/{bid}/split", response_class=HTMLResponse)

@@ -152,11 +152,17 @@ def test_refused_while_moved_devices_are_provisioned(world: Cli, settings: Setti
     refused = world("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
     assert refused.code == 1 and "2 of the 2 devices to move from batch D001 are provisioned" in refused.err
     assert db.counts(settings.resolved_database_url, TABLES) == before
+    world.ok("cloud-api", "add", "lab2", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    world.ok("provision", "D001", "--cloud-api", "lab2", "--user", ADMIN)
+    twice = world("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
+    assert "2 of the 2 devices to move" in twice.err, twice.err  # in two APIs, still two devices (not 4)
+    world.ok("deprovision", "D001", "--cloud-api", "lab2", "--forget", "--user", ADMIN)
     world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
     world.ok("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
     moved = db.rows(settings.resolved_database_url, "SELECT b.bid, COUNT(*) FROM provisioning_record r JOIN batch b "
                     "ON b.id = r.batch_id GROUP BY b.bid ORDER BY b.bid")
-    assert moved == [("D001", 3), ("D001-B", 2)]  # each device's records went with it
+    assert moved == [("D001", 6), ("D001-B", 4)]  # each device's records (one per API) went with it
 
 
 def test_custody_after_a_split_then_a_transfer(world: Cli, settings: Settings) -> None:

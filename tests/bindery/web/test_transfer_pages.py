@@ -82,3 +82,26 @@ def test_members_third_accounts_and_forged_forms_change_nothing(console: Console
                            follow_redirects=True)
         assert str(taken.url).endswith("/batches/W001")
         assert "batch W001 (12 devices) from Acme is yours now" in taken.text
+
+
+def test_the_split_page_counts_a_device_in_two_apis_once_and_links_each_deprovision(console: Console,
+                                                                                     settings: Settings) -> None:
+    """W001's 12 devices are in lab and in plant, 4 of them removed from both again: 8 are provisioned, not
+    16 (the page said all 12 were, and offered no form); when all are, each API's deprovision is linked."""
+    cli, url = console.cli, settings.resolved_database_url
+    cli.ok("bind", "W001", "--user", ADMIN)
+    for name in ("lab", "plant"):
+        cli.ok("cloud-api", "add", name, "--user", ADMIN, "--kind", "other", "--type", "private cloud",
+               "--credentials", "bindery:pw-secret-value", "--url", f"{console.receiver}/interop", "--quota", "1000")
+        cli.ok("provision", "W001", "--cloud-api", name, "--user", ADMIN)
+    with closing(login(console, ADMIN)) as admin:
+        every = admin.get("/batches/W001/split")
+        assert 'id="held"' in every.text and "All 12 devices of W001 are provisioned" in every.text
+        for name in ("lab", "plant"):
+            assert f'href="/batches/W001/deprovision?cloud_api={name}">Deprovision the 12 devices from {name}…' \
+                in every.text, every.text
+        db.execute(url, "UPDATE provisioning_record SET status = 'removed' WHERE device_id IN (SELECT id FROM "
+                        "device WHERE device_id IN ('w1-008', 'w1-009', 'w1-010', 'w1-011'))")
+        some = admin.get("/batches/W001/split")
+        assert 'id="held"' not in some.text and 'action="/batches/W001/split"' in some.text, some.text
+        assert "(8 of this batch's devices are provisioned)" in some.text, some.text
