@@ -91,6 +91,9 @@ def batch_accept(code: Annotated[str, typer.Argument(help="The transfer code you
     console().print(f"accepted batch {accepted.bid} from account {accepted.from_account}: {accepted.devices} devices")
     if report is not None:
         print_report(report)
+    else:  # no auto-provisioning: what the receiver does with it next
+        console().print(f"next: bindery provision {accepted.bid} --cloud-api NAME   (or bindery manifest "
+                        f"{accepted.bid} --out {accepted.bid}.csv for a manual upload)")
 
 
 @batch_app.command("withdraw")

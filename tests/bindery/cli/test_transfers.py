@@ -84,3 +84,10 @@ def test_custody_lines_say_how_each_owner_took_the_batch_in_the_clis_time_format
         f"custody: Acme as D001-B (split, T to T, split by {ADMIN})",
         f"custody: Beta as D001-B (transfer, T to now, offered by {ADMIN}, accepted by {OTHER})",
     ]
+
+
+def test_an_accept_without_auto_provisioning_says_what_next(world: Cli) -> None:
+    accepted = world.ok("batch", "accept", offer(world, "D001"), "--user", OTHER)
+    assert accepted.out == ("accepted batch D001 from account Acme: 3 devices\n"
+                            "next: bindery provision D001 --cloud-api NAME   (or bindery manifest D001 --out "
+                            "D001.csv for a manual upload)\n")
