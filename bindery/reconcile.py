@@ -18,10 +18,11 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bindery import alerts, audit, runs
+from bindery.access import refuse_while_on_offer
 from bindery.clouds.base import DeviceKey
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
-from bindery.errors import NotFound
+from bindery.errors import BinderyError, NotFound
 from bindery.models.accounts import Account, Binding
 from bindery.models.catalog import Batch, Device
 from bindery.models.clouds import CloudApi
@@ -45,6 +46,7 @@ class Drift:
     disabled: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
     repaired: dict[str, int] = field(default_factory=dict)
+    not_repaired: str | None = None  # why --repair left this target as it was found (a run holds it, on offer)
 
     @property
     def has_drift(self) -> bool:
@@ -65,7 +67,8 @@ class Drift:
             return "records only: interop targets cannot be asked"
         if not self.has_drift:
             return f"in sync: {self.present} of {self.expected} present"
-        return "drift: " + ", ".join(f"{len(ids)} {kind}" for kind, ids in self.findings().items() if ids)
+        said = "drift: " + ", ".join(f"{len(ids)} {kind}" for kind, ids in self.findings().items() if ids)
+        return said + (f"; not repaired: {self.not_repaired}" if self.not_repaired else "")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -73,7 +76,7 @@ class Drift:
             "checked": self.checked, "note": None if self.checked else "interop targets cannot be asked: "
             "figures from the records", "expected": self.expected, "present": self.present,
             "missing": self.missing, "unrecorded": self.unrecorded, "disabled": self.disabled,
-            "mismatched": self.mismatched, "repaired": self.repaired,
+            "mismatched": self.mismatched, "repaired": self.repaired, "not_repaired": self.not_repaired,
         }
 
 
@@ -142,8 +145,17 @@ def check_target(*, settings: Settings, account: str, batch: Batch, api: CloudAp
 
 def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, held: dict[str, Any],
            origin: runs.Origin = runs.CLI) -> None:
-    """Record what the target holds, then provision what it lacks (the usual run, lease and all)."""
+    """Record what the target holds, then provision what it lacks (the usual run, lease and all). A batch on
+    offer is left as the receiver will get it, and a run refused (another run holds the batch, or it went on
+    offer since) leaves the rest unrecorded: either is said in ``drift.not_repaired``, and the other targets
+    go on."""
     assert batch.id is not None and api.id is not None
+    try:
+        with session_scope(settings) as session:
+            refuse_while_on_offer(session=session, batch=batch, doing="repair it")
+    except BinderyError as exc:
+        drift.not_repaired = str(exc)
+        return
     with session_scope(settings) as session:
         pks = {cert.device_id: pk for pk, cert, _ in _devices(session, batch.id, api.id)}
         now = datetime.now(UTC)
@@ -164,8 +176,12 @@ def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, hel
     if drift.missing:
         from bindery.provisioning.service import execute
 
-        plan = start_run(settings=settings, batch_id=batch.id, bid=batch.bid, api=api, actor="reconcile",
-                         origin=runs.Origin("reconcile", origin.flow_run_id, origin.flow_run_url))
+        try:
+            plan = start_run(settings=settings, batch_id=batch.id, bid=batch.bid, api=api, actor="reconcile",
+                             origin=runs.Origin("reconcile", origin.flow_run_id, origin.flow_run_url))
+        except BinderyError as exc:
+            drift.not_repaired = str(exc)
+            return
         still_missing = {device_id for device_id, _error in execute(settings=settings, plan=plan).failures}
         drift.repaired["reprovisioned"] = sum(d not in still_missing for d in drift.missing)
 

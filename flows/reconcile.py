@@ -39,7 +39,8 @@ def reconcile(account: str | None = None, repair: bool = False) -> State[Any]:
             lines.append(f"- **{d.bid} → {d.cloud_api}**: {state}; expected {d.expected}, present {d.present}"
                          + "".join(f"; {k} {', '.join(v[:20])}" for k, v in (
                              ("missing", d.missing), ("unrecorded", d.unrecorded), ("disabled", d.disabled),
-                             ("mismatched", d.mismatched)) if v))
+                             ("mismatched", d.mismatched)) if v)
+                         + (f"; not repaired: {d.not_repaired}" if d.not_repaired else ""))
         create_markdown_artifact(key=artifacts.artifact_key("reconcile-summary", name), markdown="\n".join(lines))
     drifted = sum(d.has_drift for d in drifts)
     return Completed(message=f"{len(drifts)} targets checked, {drifted} with drift",

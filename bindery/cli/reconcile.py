@@ -37,7 +37,11 @@ def reconcile(
                                    "unrecorded", "disabled", "mismatched", "repaired"],
                 [[d.account, d.bid, d.cloud_api, "yes" if d.checked else "records only", d.expected, d.present,
                   len(d.missing), len(d.unrecorded), len(d.disabled), len(d.mismatched),
-                  ", ".join(f"{k} {v}" for k, v in d.repaired.items())] for d in drifts])
+                  "not repaired" if d.not_repaired else ", ".join(f"{k} {v}" for k, v in d.repaired.items())]
+                 for d in drifts])
+    for d in drifts:
+        if d.not_repaired:
+            console().print(f"{d.bid} into {d.cloud_api} not repaired: {d.not_repaired}")
     if report is not None:
         report.write_text(json.dumps([d.as_json() for d in drifts], indent=2), encoding="utf-8")
     drifted = [d for d in drifts if d.has_drift]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -15,7 +16,7 @@ from tests.support import db
 from tests.support.aws import moto, moto_server  # noqa: F401  (fixtures)
 from tests.support.iothub import running_hub
 from tests.support.servers import serve
-from tests.support.world import ADMIN, MEMBER, make_world
+from tests.support.world import ADMIN, MEMBER, OTHER, make_world
 
 DEVICES = [f"r-{i}" for i in range(6)]
 
@@ -119,3 +120,84 @@ def test_unknown_account_and_missing_report_folder(world: Cli, tmp_path: Path) -
     assert unknown.code == 2 and "unknown account Nope" in unknown.err
     folder = world("reconcile", "--report", tmp_path / "missing" / "r.json")
     assert folder.code == 2 and "does not exist" in folder.err
+
+
+def delete_certificate(iot: Any, settings: Settings, device_id: str) -> None:
+    """As when someone removed the device in the AWS console: recorded provisioned, missing in the target."""
+    gone = fingerprint_of(settings, device_id)
+    arn = f"arn:aws:iot:us-east-1:123456789012:cert/{gone}"
+    iot.detach_thing_principal(thingName=device_id, principal=arn)
+    iot.detach_policy(policyName="Fleet", target=arn)
+    iot.update_certificate(certificateId=gone, newStatus="INACTIVE")
+    iot.delete_certificate(certificateId=gone)
+
+
+def test_a_repair_that_cannot_run_leaves_the_other_targets_checked_and_repaired(
+        cli: Cli, moto: str, settings: Settings, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run holds one batch while reconcile --repair goes (or the batch went on offer since its check): that
+    target's repair is refused and said in the report, and every other target is still checked and repaired
+    (the nightly flow's tasks likewise: one refused repair does not fail the whole flow)."""
+    from sqlmodel import Session
+
+    from bindery import db as database
+    from bindery.provisioning import lease
+
+    monkeypatch.setenv("BINDERY_ALLOW_PRIVATE_TARGETS", "1")
+    monkeypatch.setenv("BINDERY_LEASE_WAIT_SECONDS", "0")
+    make_world(cli, tmp_path, {"RC1": DEVICES[:3], "RC2": DEVICES[3:]})
+    for bid in ("RC1", "RC2"):
+        cli.ok("bind", bid, "--user", MEMBER)
+    iot = boto3.client("iot", endpoint_url=moto, region_name="us-east-1")
+    iot.create_policy(policyName="Fleet", policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    cli.ok("cloud-api", "add", "iot", "--user", ADMIN, "--kind", "aws-iot", "--region", "us-east-1",
+           "--policy", "Fleet", "--endpoint-url", moto, "--quota", "1000")
+    for bid in ("RC1", "RC2"):
+        cli.ok("provision", bid, "--cloud-api", "iot", "--user", ADMIN)
+    delete_certificate(iot, settings, "r-1")
+    delete_certificate(iot, settings, "r-4")
+    url = settings.resolved_database_url
+    holder = lease.new_holder()  # a run of this process holds RC1 into iot
+    with Session(database.get_engine(settings)) as session:
+        lease.acquire(session=session, batch_id=int(str(db.scalar(url, "SELECT id FROM batch WHERE bid = 'RC1'"))),
+                      api_id=int(str(db.scalar(url, "SELECT id FROM cloud_api WHERE name = 'iot'"))),
+                      holder=holder, seconds=300, wait=0, what="batch RC1 into iot")
+        session.commit()
+    try:
+        repaired = cli("reconcile", "--repair", "--report", tmp_path / "repair.json")
+    finally:
+        lease.forget(holder)
+    assert repaired.code == 3, repaired.err
+    report = {r["bid"]: r for r in json.loads((tmp_path / "repair.json").read_text())}
+    assert report["RC2"]["repaired"] == {"recorded": 0, "reprovisioned": 1}
+    assert report["RC2"]["not_repaired"] is None
+    assert report["RC1"]["missing"] == ["r-1"] and "reprovisioned" not in report["RC1"]["repaired"]
+    assert report["RC1"]["not_repaired"].startswith("batch RC1 into iot is being provisioned by another run")
+    assert "RC1 into iot not repaired: batch RC1 into iot is being provisioned by another run" in repaired.out
+    runs = cli.ok("reconcile", "--last", "--json").json
+    assert [(r["bid"], r["status"]) for r in runs] == [("RC1", "completed"), ("RC2", "completed")]  # type: ignore[index]
+    assert "; not repaired: batch RC1 into iot is being provisioned" in runs[0]["message"]  # type: ignore[index]
+
+
+def test_a_batch_on_offer_is_not_repaired(world: Cli, moto: str, settings: Settings,  # noqa: F811
+                                          tmp_path: Path) -> None:
+    """A run crashed after the target confirmed its devices, before it recorded them: the batch looks
+    unprovisioned and is offered. reconcile --repair reports the drift but leaves the batch as the receiver
+    will get it (recorded provisioned, the receiver's accept would be refused for the giver's devices)."""
+    iot = boto3.client("iot", endpoint_url=moto, region_name="us-east-1")
+    iot.create_policy(policyName="Fleet", policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    world.ok("cloud-api", "add", "iot", "--user", ADMIN, "--kind", "aws-iot", "--region", "us-east-1",
+             "--policy", "Fleet", "--endpoint-url", moto, "--quota", "1000")
+    world.ok("provision", "RC1", "--cloud-api", "iot", "--user", ADMIN)
+    for device_id in DEVICES:
+        forget_record(settings, device_id)
+    offered = world.ok("batch", "transfer", "RC1", "--to", "Beta", "--user", ADMIN).out
+    code = offered.split("transfer code (shown once): ")[1].split()[0]
+    repaired = world("reconcile", "--repair", "--report", tmp_path / "repair.json")
+    assert repaired.code == 3, repaired.err
+    report = json.loads((tmp_path / "repair.json").read_text())[0]
+    assert len(report["unrecorded"]) == 6 and report["repaired"] == {}
+    assert report["not_repaired"].startswith("batch RC1 is on offer to another account")
+    assert db.scalar(settings.resolved_database_url,
+                     "SELECT COUNT(*) FROM provisioning_record WHERE status = 'provisioned'") == 0
+    world.ok("batch", "accept", code, "--user", OTHER)
