@@ -283,7 +283,7 @@ def list_transfers(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
 
 def reject_blank(code: str) -> str:
     if not re.sub(r"[\s-]", "", code or ""):
-        raise BadInput("give the transfer code you were sent")
+        raise BadInput("give the transfer code you were sent", api_text="code: give the transfer code you were sent")
     return code
 
 

@@ -168,6 +168,7 @@ def test_field_errors_name_the_json_bodys_fields(console: Console, settings: Set
         for method, path, body, status, said in [
             ("POST", "/api/batches/W001/transfer", {"to_account": "Beta", "expires": "7w"}, 422,
              "expires: '7w' is not a duration like 30m, 12h or 7d"),
+            ("POST", "/api/transfers/accept", {"code": " - "}, 422, "code: give the transfer code you were sent"),
             ("POST", "/api/batches/W001/split", {"new_bid": "W001-C"}, 422,
              "give the number of devices to move or their device ids; send count or devices"),
             ("POST", "/api/batches/W001/split", {"new_bid": "W002", "count": 1}, 422,
