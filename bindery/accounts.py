@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from bindery import audit
 from bindery.access import Role, normalise_email
@@ -24,8 +24,12 @@ def find_account(session: Session, name: str) -> Account | None:
     exact = session.exec(select(Account).where(Account.name == name)).first()
     if exact is not None:
         return exact
-    alike = session.exec(select(Account).where(func.lower(Account.name) == name.lower()).limit(2)).all()
-    return alike[0] if len(alike) == 1 else None
+    # compared here, not by the database's lower(): SQLite's changes ASCII letters only ('Ä' stays), so
+    # 'ärzte' found Ärzte on PostgreSQL and nothing on SQLite (accounts are few: the operator makes them)
+    wanted = name.casefold()
+    alike = [account_id for account_id, other in session.exec(select(Account.id, Account.name)).all()
+             if other.casefold() == wanted]
+    return session.get(Account, alike[0]) if len(alike) == 1 else None
 
 
 def create_account(*, session: Session, name: str, actor: str) -> Account:

@@ -42,3 +42,14 @@ def test_account_and_user_errors_change_nothing(cli: Cli, settings: Settings, ar
     result = cli(*args)
     assert result.code == 2 and message in result.err
     assert db.counts(settings.resolved_database_url, TABLES) == before
+
+
+def test_names_beyond_ascii_are_matched_regardless_of_case_on_both_databases(cli: Cli) -> None:
+    """SQLite's lower() changes ASCII letters only: 'Ärzte Nord' and 'ÄRZTE NORD' are one name in any case,
+    on SQLite as on PostgreSQL."""
+    cli.ok("account", "create", "Ärzte Nord")
+    taken = cli("account", "create", "ÄRZTE NORD")
+    assert (taken.code, taken.err.strip()) == (
+        2, "error: account Ärzte Nord already exists: account names must differ in more than case")
+    cli.ok("user", "add", "eva@aerzte.example", "--account", "ärzte nord")
+    assert cli.ok("user", "list", "--account", "ÄRZTE NORD", "--json").json[0]["account"] == "Ärzte Nord"  # type: ignore
