@@ -224,6 +224,9 @@ def refuse_after_wrong_codes(session: Session, actor: Actor) -> None:
     rest: a code of 160 bits cannot be guessed anyway, but a script trying should stop and be seen."""
     settings = get_settings()
     window = timedelta(seconds=settings.transfer_code_window_seconds)
+    # tries at once count one after the other: the account's row is held until this try is counted or
+    # accepted (PostgreSQL's FOR UPDATE; SQLite's BEGIN IMMEDIATE holds the file), as the login claims are
+    session.exec(select(Account.id).where(Account.id == actor.account_id).with_for_update()).first()
     now = utcnow()
     own_users = select(User.email).where(User.account_id == actor.account_id)
     tried = session.exec(select(AuditEvent.at).where(  # expired codes count too: each is audited on both sides

@@ -286,6 +286,44 @@ def test_wrong_codes_are_counted_and_a_run_of_them_stops_accepting(world: Cli, s
     world.ok("batch", "accept", code, "--user", OTHER)
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_wrong_codes_tried_at_once_are_counted_one_after_the_other(world: Cli, settings: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL, read committed: a script sending its codes at once must not slip past the limit. A try
+    that has read the account's count holds it until its own wrong code is counted; the next try waits,
+    then reads that one too (SQLite's BEGIN IMMEDIATE runs them one after the other anyway)."""
+    from tests.bindery.test_handover_races import wait_until_blocked
+    from tests.conftest import reset_settings
+
+    monkeypatch.setenv("BINDERY_TRANSFER_CODE_MAX_FAILURES", "1")
+    code = offer(world)
+    reset_settings()
+    engine = database.get_engine(settings)
+    with Session(engine) as lookup:
+        actor = actor_for(session=lookup, email=OTHER)
+    first = Session(engine)
+    transfer.refuse_after_wrong_codes(first, actor)  # the first try read the count: none yet
+    outcome: list[str] = []
+
+    def second() -> None:
+        with Session(engine) as session:
+            try:
+                transfer.accept(session=session, actor=actor, code="AAAA-" + code[5:])
+            except BinderyError as exc:
+                outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    wait_until_blocked(settings.resolved_database_url, thread)
+    audit.record(session=first, actor=OTHER, action="transfer.wrong_code", subject="transfer code",
+                 account_id=actor.account_id)  # the first try's code was wrong
+    first.commit()
+    first.close()
+    thread.join(timeout=60)
+    assert outcome == ["TooManyAttempts"]
+    assert actions(settings, OTHER, "transfer code") == ["transfer.wrong_code"]
+
+
 def test_the_receiving_account_may_be_typed_in_any_case(world: Cli) -> None:
     """'beta' is Beta: the offer names the account as it is spelled, and Beta's admin accepts it."""
     out = world.ok("batch", "transfer", "D001", "--to", "bETA", "--user", ADMIN).out
