@@ -149,7 +149,8 @@ def bid_to_bind(target: str) -> str | None:
 
 
 def login_context(next_path: str) -> dict[str, Any]:
-    return {"next": next_path, "binding": bid_to_bind(next_path)}
+    return {"next": next_path, "binding": bid_to_bind(next_path),
+            "accepting": urlsplit(next_path).path == "/transfers/accept"}
 
 
 @router.get("/login", response_class=HTMLResponse)

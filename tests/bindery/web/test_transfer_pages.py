@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from contextlib import closing
 
+import httpx
+
 from bindery.settings import Settings
 from tests.bindery.web.conftest import Console
 from tests.bindery.web.test_pages import csrf, login
@@ -61,6 +63,7 @@ def test_members_third_accounts_and_forged_forms_change_nothing(console: Console
         assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
         code = re.search(r'<output aria-label="Transfer code">([A-Z2-7-]+)</output>', made.text)
         assert code is not None
+        assert f'<span class="accept-url">{console.url}/transfers/accept</span>' in made.text  # for a phone
         again = admin.get("/batches/W001")
         assert code[1] not in again.text and "On offer to Beta" in again.text
         assert 'action="/batches/W001/provision"' not in again.text
@@ -105,3 +108,16 @@ def test_the_split_page_counts_a_device_in_two_apis_once_and_links_each_deprovis
         some = admin.get("/batches/W001/split")
         assert 'id="held"' not in some.text and 'action="/batches/W001/split"' in some.text, some.text
         assert "(8 of this batch's devices are provisioned)" in some.text, some.text
+
+
+def test_the_accept_page_from_a_mail_asks_to_log_in_to_accept_and_comes_back(console: Console) -> None:
+    """The code page names /transfers/accept for a phone: opened without a session, the login says what for."""
+    with closing(httpx.Client(base_url=console.url, timeout=30)) as visitor:
+        sent = visitor.get("/transfers/accept")
+        assert sent.status_code in (302, 303, 307) and sent.headers["location"] == "/login?next=%2Ftransfers%2Faccept"
+        page = visitor.get(sent.headers["location"])
+        assert "<h1>Log in to accept a transferred batch</h1>" in page.text, page.text
+        assert "After logging in you come back to accepting the batch" in page.text
+        assert "<h1>Log in</h1>" in visitor.get("/login").text
+    with closing(login(console, OTHER, "/transfers/accept")) as other:
+        assert "<h1>Accept a transferred batch</h1>" in other.get("/transfers/accept").text
