@@ -129,12 +129,16 @@ def refuse_while_running(*, session: Session, batch: Batch, doing: str) -> None:
     """A batch a run holds (its lease is live) keeps its owner and its devices until the run ends. A lease
     whose holder process is gone (killed on this host) holds nothing, as a new run would take it over at
     once; one held from another host may be a lost host's: the refusal says until when it runs and, on the
-    CLI, how to release it."""
+    CLI, how to release it. Only the owner's targets count: a lease an earlier owner's run left in its own
+    target (it took the lease, then found the batch given away) holds nothing of the batch now, and its
+    target's name is not the owner's to read."""
     from bindery.provisioning.lease import holder_is_dead
 
+    owner = select(Binding.account_id).where(Binding.batch_id == batch.id).scalar_subquery()
     rows = session.exec(select(CloudApi.name, RunLease.holder, RunLease.expires_at)
                         .join(RunLease, col(RunLease.cloud_api_id) == col(CloudApi.id))
-                        .where(RunLease.batch_id == batch.id, col(RunLease.expires_at) > utcnow())
+                        .where(RunLease.batch_id == batch.id, col(RunLease.expires_at) > utcnow(),
+                               col(CloudApi.account_id) == owner)  # an earlier owner's target: not its run
                         .order_by(col(CloudApi.name))).all()
     live = [(name, until) for name, holder, until in rows if not holder_is_dead(holder)]
     if live:

@@ -262,6 +262,22 @@ def test_a_lease_left_by_a_crashed_run_does_not_hold_the_batch(world: Cli, setti
     world.ok("unbind", "D001", "--user", ADMIN)
 
 
+def test_a_lease_left_in_the_givers_target_neither_holds_the_receivers_batch_nor_names_it(
+        world: Cli, settings: Settings, receiver: str) -> None:
+    """A giver's run killed on a lost host between taking its lease and seeing the batch was given away leaves
+    a live lease in the giver's target: the receiver's unbind, split and offer are not refused for it, and no
+    answer names the giver's Product Cloud API (nor tells the receiver to release a lease it cannot)."""
+    add_api(world, "giverlab", receiver + "/interop", ADMIN)
+    world.ok("batch", "accept", offer(world), "--user", OTHER)
+    db.execute(settings.resolved_database_url, "UPDATE cloud_api SET name = 'lab' WHERE name = 'giverlab'")
+    hold_lease(settings, "a-host-lost-for-good:4242:0badc0de")
+    for args in (["batch", "split", "D001", "--count", "1", "--new-bid", "D001-B"],
+                 ["batch", "transfer", "D001", "--to", "Gamma"], ["batch", "withdraw", "D001"],
+                 ["unbind", "D001-B"], ["unbind", "D001"]):
+        done = world(*args, "--user", OTHER)
+        assert done.code == 0 and "lab" not in done.out + done.err, (args, done.err)
+
+
 def test_wrong_codes_are_counted_and_a_run_of_them_stops_accepting(world: Cli, settings: Settings,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Each wrong code is an audit event of the trying account (never the code); after the setting's number
