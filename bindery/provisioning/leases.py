@@ -24,14 +24,16 @@ from bindery.models.provisioning import RunLease
 
 
 def list_leases(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
-    """The account's held leases (admins)."""
+    """The account's held leases (admins), in its own targets."""
     require(actor, Action.PROVISION)
     now = datetime.now(UTC)
+    # its own targets only: a transferred batch's lease in an earlier owner's target is that owner's
     rows = session.exec(
         select(RunLease, Batch.bid, CloudApi.name).join(Batch, col(Batch.id) == col(RunLease.batch_id))
         .join(Binding, col(Binding.batch_id) == col(Batch.id))
         .join(CloudApi, col(CloudApi.id) == col(RunLease.cloud_api_id))
-        .where(Binding.account_id == actor.account_id).order_by(col(Batch.bid), col(CloudApi.name))).all()
+        .where(Binding.account_id == actor.account_id, col(CloudApi.account_id) == actor.account_id)
+        .order_by(col(Batch.bid), col(CloudApi.name))).all()
     return [{"bid": bid, "cloud_api": name, "holder": lease.holder, "since": lease.created_at.isoformat(),
              "expires_at": lease.expires_at.isoformat(), "expired": lease.expires_at < now}
             for lease, bid, name in rows]

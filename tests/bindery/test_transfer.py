@@ -271,6 +271,8 @@ def test_a_lease_left_in_the_givers_target_neither_holds_the_receivers_batch_nor
     world.ok("batch", "accept", offer(world), "--user", OTHER)
     db.execute(settings.resolved_database_url, "UPDATE cloud_api SET name = 'lab' WHERE name = 'giverlab'")
     hold_lease(settings, "a-host-lost-for-good:4242:0badc0de")
+    assert world.ok("lease", "list", "--user", OTHER, "--json").json == []
+    assert [r["cloud_api"] for r in world.ok("lease", "list", "--user", ADMIN, "--json").json] == []  # type: ignore
     for args in (["batch", "split", "D001", "--count", "1", "--new-bid", "D001-B"],
                  ["batch", "transfer", "D001", "--to", "Gamma"], ["batch", "withdraw", "D001"],
                  ["unbind", "D001-B"], ["unbind", "D001"]):
