@@ -103,6 +103,8 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     page.goto(f"{url}/")
     row = page.locator('tr[data-bid="W001-2"]')
     expect(row.locator(".on-offer")).to_have_text("on offer to Beta")
+    expect(row.locator(".bound-at")).to_contain_text(f"split off by {ADMIN}")
+    expect(page.locator('tr[data-bid="W001"] .bound-at')).to_contain_text(f"bound by {ADMIN}")
     expect(row.locator(".actions")).to_have_text("See the offer")
     expect(page.locator('#offers-made tr[data-made="W001-2"] .state')).to_have_text("on offer")
     page.goto(f"{url}/batches/W001-2")  # left open while Beta accepts
@@ -135,6 +137,7 @@ def test_split_offer_accept_and_withdraw_in_the_console(console: Console, browse
     other.goto(f"{url}/")
     expect(other.locator("#offers")).to_have_count(0)
     expect(other.locator('tr[data-bid="W001-2"]')).to_have_count(1)
+    expect(other.locator('tr[data-bid="W001-2"] .bound-at')).to_contain_text(f"accepted by {OTHER}")
     other.goto(f"{url}/audit")
     expect(other.locator("main")).to_contain_text("accepted batch W001-2 (4 devices) from Acme into Beta")
 
