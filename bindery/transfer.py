@@ -225,8 +225,9 @@ def refuse_after_wrong_codes(session: Session, actor: Actor) -> None:
     settings = get_settings()
     window = timedelta(seconds=settings.transfer_code_window_seconds)
     # tries at once count one after the other: the account's row is held until this try is counted or
-    # accepted (PostgreSQL's FOR UPDATE; SQLite's BEGIN IMMEDIATE holds the file), as the login claims are
-    session.exec(select(Account.id).where(Account.id == actor.account_id).with_for_update()).first()
+    # accepted (PostgreSQL's FOR NO KEY UPDATE, which rows referring to the account, such as its audit
+    # events, do not wait for; SQLite's BEGIN IMMEDIATE holds the file), as the login claims are
+    session.exec(select(Account.id).where(Account.id == actor.account_id).with_for_update(key_share=True)).first()
     now = utcnow()
     own_users = select(User.email).where(User.account_id == actor.account_id)
     tried = session.exec(select(AuditEvent.at).where(  # expired codes count too: each is audited on both sides
