@@ -150,13 +150,18 @@ def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, hel
     offer since) leaves the rest unrecorded: either is said in ``drift.not_repaired``, and the other targets
     go on."""
     assert batch.id is not None and api.id is not None
-    try:
-        with session_scope(settings) as session:
-            refuse_while_on_offer(session=session, batch=batch, doing="repair it")
-    except BinderyError as exc:
-        drift.not_repaired = str(exc)
-        return
     with session_scope(settings) as session:
+        # the batch held as the target's account's until its records are written: an offer made at this
+        # moment waits, then sees them (and refuses while the batch is provisioned)
+        owned = session.exec(select(Batch).join(Binding, col(Binding.batch_id) == col(Batch.id)).where(
+            col(Batch.id) == batch.id, col(Binding.account_id) == api.account_id).with_for_update()).first()
+        try:
+            if owned is None:
+                raise BinderyError(f"batch {batch.bid} is no longer bound to the account of {api.name}")
+            refuse_while_on_offer(session=session, batch=owned, doing="repair it")
+        except BinderyError as exc:
+            drift.not_repaired = str(exc)
+            return
         pks = {cert.device_id: pk for pk, cert, _ in _devices(session, batch.id, api.id)}
         now = datetime.now(UTC)
         good = [d for d in drift.unrecorded if d not in drift.mismatched]
