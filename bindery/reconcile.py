@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bindery import alerts, audit, runs
-from bindery.access import refuse_while_on_offer
+from bindery.access import on_offer
 from bindery.clouds.base import DeviceKey
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
@@ -143,6 +143,12 @@ def check_target(*, settings: Settings, account: str, batch: Batch, api: CloudAp
     return drift, {k: v for k, v in held.items()}
 
 
+def offered_note(batch: Batch) -> str:
+    """Why a batch on offer is not repaired, in no surface's words (the CLI, the console's reconciliation
+    page and GET /api/reconcile/latest all show it)."""
+    return f"batch {batch.bid} is on offer to another account: nothing is changed on it until the offer ends"
+
+
 def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, held: dict[str, Any],
            origin: runs.Origin = runs.CLI) -> None:
     """Record what the target holds, then provision what it lacks (the usual run, lease and all). A batch on
@@ -155,12 +161,9 @@ def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, hel
         # moment waits, then sees them (and refuses while the batch is provisioned)
         owned = session.exec(select(Batch).join(Binding, col(Binding.batch_id) == col(Batch.id)).where(
             col(Batch.id) == batch.id, col(Binding.account_id) == api.account_id).with_for_update()).first()
-        try:
-            if owned is None:
-                raise BinderyError(f"batch {batch.bid} is no longer bound to the account of {api.name}")
-            refuse_while_on_offer(session=session, batch=owned, doing="repair it")
-        except BinderyError as exc:
-            drift.not_repaired = str(exc)
+        if owned is None or on_offer(session=session, batch=owned):
+            drift.not_repaired = (offered_note(batch) if owned is not None
+                                  else f"batch {batch.bid} is no longer bound to the account of {api.name}")
             return
         pks = {cert.device_id: pk for pk, cert, _ in _devices(session, batch.id, api.id)}
         now = datetime.now(UTC)
@@ -184,8 +187,10 @@ def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, hel
         try:
             plan = start_run(settings=settings, batch_id=batch.id, bid=batch.bid, api=api, actor="reconcile",
                              origin=runs.Origin("reconcile", origin.flow_run_id, origin.flow_run_url))
-        except BinderyError as exc:
-            drift.not_repaired = str(exc)
+        except BinderyError as exc:  # said in the run history's words: its page and its API read them too
+            with session_scope(settings) as session:
+                offered = on_offer(session=session, batch=batch)
+            drift.not_repaired = offered_note(batch) if offered else str(exc)
             return
         still_missing = {device_id for device_id, _error in execute(settings=settings, plan=plan).failures}
         drift.repaired["reprovisioned"] = sum(d not in still_missing for d in drift.missing)

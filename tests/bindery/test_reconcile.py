@@ -197,7 +197,8 @@ def test_a_batch_on_offer_is_not_repaired(world: Cli, moto: str, settings: Setti
     assert repaired.code == 3, repaired.err
     report = json.loads((tmp_path / "repair.json").read_text())[0]
     assert len(report["unrecorded"]) == 6 and report["repaired"] == {}
-    assert report["not_repaired"].startswith("batch RC1 is on offer to another account")
+    assert report["not_repaired"] == ("batch RC1 is on offer to another account: nothing is changed on it until "
+                                      "the offer ends"), "no CLI command: the console's page says it too"
     assert db.scalar(settings.resolved_database_url,
                      "SELECT COUNT(*) FROM provisioning_record WHERE status = 'provisioned'") == 0
     world.ok("batch", "accept", code, "--user", OTHER)
