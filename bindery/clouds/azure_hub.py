@@ -29,6 +29,7 @@ from bindery.clouds.base import (
     failed,
 )
 from bindery.clouds.kinds.azure_iot_hub import BULK_LIMIT, check_host, parse_connection_string
+from bindery.clouds.urls import refused_target
 
 ALREADY_EXISTS = {"DeviceAlreadyExists", "409001"}
 TRANSIENT_CODES = ("Throttl", "ServerBusy", "InternalServerError", "ServiceUnavailable", "429", "500", "503")
@@ -82,7 +83,7 @@ class AzureHubConnector:
             try:  # again before any call: the stored HostName may now resolve elsewhere, the setting changed
                 check_host(self.host, allow_private=self.allow_private, must_resolve=False)
             except BadInput as exc:
-                raise Permanent(str(exc)) from None
+                raise Permanent(refused_target(exc)) from None
             registry = IoTHubRegistryManager.from_connection_string(self._connection_string)
             registry.protocol.config.connection.timeout = self.timeout
             registry.protocol.config.retry_policy.retries = 0  # msrest retries GETs itself; our policy decides

@@ -42,7 +42,7 @@ from bindery.clouds.base import (
     Transient,
     failed,
 )
-from bindery.clouds.urls import check_url
+from bindery.clouds.urls import check_url, refused_target
 
 COMPATIBILITY_VERSION = 1
 
@@ -138,7 +138,7 @@ class InteropConnector:
         try:
             check_url(self.url, "url", allow_private=self.allow_private, allow_http_loopback=True, must_resolve=False)
         except BadInput as exc:
-            raise Permanent(str(exc)) from None
+            raise Permanent(refused_target(exc)) from None
         try:
             response = self.client.post(self.url, json=body, headers={"Authorization": self.auth()})
         except httpx.ReadTimeout as exc:

@@ -7,7 +7,7 @@ import socket
 import urllib.request
 from urllib.parse import urlsplit
 
-from bindery.errors import FieldError
+from bindery.errors import BinderyError, FieldError
 
 
 def is_loopback_host(host: str) -> bool:
@@ -80,3 +80,11 @@ def check_url(url: str, field: str, *, allow_private: bool, allow_http_loopback:
                              api_fix="private addresses are refused unless the server's administrator allows "
                                      "on-premise targets")
     return url
+
+
+def refused_target(exc: BinderyError) -> str:
+    """A stored target refused when a run starts, in words every surface shows as they are: the record's last
+    error is read by the CLI, the console and the API alike, so it names neither a flag nor a form field."""
+    if isinstance(exc, FieldError):
+        return exc.said("the target's address", exc.web_fix)
+    return str(exc)

@@ -90,8 +90,9 @@ def test_dropped_connection_is_transient() -> None:
 def test_a_private_host_name_is_refused_before_any_call(hub: Hub) -> None:
     """The stored HostName is checked again when the connector starts (as every kind's target is)."""
     connector = AzureHubConnector(hub.connection_string(), timeout=5)
-    with pytest.raises(Permanent, match="resolves to non-public address"):
+    with pytest.raises(Permanent, match=r"^the target's address: .* resolves to non-public address") as refused:
         connector.provision(devices(1, "priv"))
+    assert "--" not in str(refused.value)
     with pytest.raises(Permanent, match="resolves to non-public address"):
         connector.check()
     assert hub.calls == []
