@@ -23,8 +23,9 @@ def reconcile(account: str | None = None, repair: bool = False) -> State[Any]:
     """
     targets = find_targets(account)
     origin = flow_origin()
-    drifts = [future.result() for future in
-              [reconcile_target.submit(name, bid, api, repair, origin) for name, bid, api in targets]]
+    checked = [future.result() for future in
+               [reconcile_target.submit(name, bid, api, repair, origin) for name, bid, api in targets]]
+    drifts = [drift for drift in checked if drift is not None]  # None: the batch changed hands meanwhile
     by_account: dict[str, list[Any]] = {}
     for drift in drifts:
         by_account.setdefault(drift.account, []).append(drift)

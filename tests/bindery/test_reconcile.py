@@ -202,3 +202,23 @@ def test_a_batch_on_offer_is_not_repaired(world: Cli, moto: str, settings: Setti
     assert db.scalar(settings.resolved_database_url,
                      "SELECT COUNT(*) FROM provisioning_record WHERE status = 'provisioned'") == 0
     world.ok("batch", "accept", code, "--user", OTHER)
+
+
+def test_a_target_whose_batch_changed_hands_since_the_list_is_skipped(world: Cli, tmp_path: Path) -> None:
+    """The nightly flow lists its targets first, then checks each in a task: a batch accepted by another
+    account in between is not the lister's any more. Its task says so and ends well (a failed task failed
+    the whole flow, and no account got its report)."""
+    from bindery.runs import Origin
+    from bindery.tasks.reconcile import find_targets, reconcile_target
+
+    with serve(create_app(ReceiverAuth(basic="bindery:pw"), tmp_path / "r.db")) as receiver:
+        world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "AWS", "--credentials",
+                 "bindery:pw", "--url", f"{receiver}/interop", "--quota", "1000")
+        world.ok("provision", "RC1", "--cloud-api", "lab", "--user", ADMIN)
+    world.ok("deprovision", "RC1", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    targets = find_targets.fn(None)
+    assert targets == [("Acme", "RC1", "lab")]
+    offered = world.ok("batch", "transfer", "RC1", "--to", "Beta", "--user", ADMIN).out
+    world.ok("batch", "accept", offered.split("transfer code (shown once): ")[1].split()[0], "--user", OTHER)
+    origin = Origin("schedule", None, None)
+    assert [reconcile_target.fn(*target, False, origin) for target in targets] == [None]
