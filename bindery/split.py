@@ -15,6 +15,7 @@ from bindery.access import Action, Actor, owned_batch, refuse_while_on_offer, re
 from bindery.errors import BinderyError, FieldError
 from bindery.models.accounts import Binding
 from bindery.models.catalog import Batch, Device
+from bindery.models.clouds import CloudApi
 from bindery.models.provisioning import ProvisioningRecord
 from bindery.provisioning.status import PROVISIONED
 from bindery.reels.base import check_bid, device_id_problem
@@ -83,14 +84,17 @@ def _chosen(session: Session, batch: Batch, count: int | None, device_ids: list[
     return [found[d] for d in wanted]
 
 
-def _provisioned_among(session: Session, pks: list[int]) -> int:
-    """How many of these devices are provisioned somewhere: a device in two APIs is one device."""
-    held = 0
+def _provisioned_among(session: Session, pks: list[int]) -> tuple[int, list[str]]:
+    """How many of these devices are provisioned somewhere (a device in two APIs is one device), and the
+    APIs holding them."""
+    held, apis = 0, set[str]()
     for start in range(0, len(pks), STEP):
-        held += session.exec(select(func.count(distinct(col(ProvisioningRecord.device_id)))).where(
-            col(ProvisioningRecord.device_id).in_(pks[start:start + STEP]),
-            col(ProvisioningRecord.status) == PROVISIONED)).one()
-    return held
+        provisioned = (col(ProvisioningRecord.device_id).in_(pks[start:start + STEP]),
+                       col(ProvisioningRecord.status) == PROVISIONED)
+        held += session.exec(select(func.count(distinct(col(ProvisioningRecord.device_id)))).where(*provisioned)).one()
+        apis.update(session.exec(select(CloudApi.name).distinct().join(
+            ProvisioningRecord, col(ProvisioningRecord.cloud_api_id) == col(CloudApi.id)).where(*provisioned)).all())
+    return held, sorted(apis)
 
 
 def provisioned_devices(*, session: Session, batch_id: int) -> int:
@@ -108,12 +112,16 @@ def split(*, session: Session, actor: Actor, bid: str, new_bid: str, count: int 
         raise FieldError("new_bid", f"BID {new_bid} is taken: choose another")
     refuse_while_on_offer(session=session, batch=batch, doing="split it")
     pks = _chosen(session, batch, count, device_ids)
-    held = _provisioned_among(session, pks)
+    held, apis = _provisioned_among(session, pks)
     if held:
+        names = ", ".join(apis)
+        one_of = apis[0] if len(apis) == 1 else "NAME"
         raise BinderyError.with_fix(
-            lambda fix: f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned: "
-                        f"deprovision them {fix}",
-            cli=f"first (bindery deprovision {bid} --cloud-api NAME, or --forget)", page="on the batch page first",
+            lambda fix: f"{held} of the {len(pks)} devices to move from batch {bid} are provisioned (in "
+                        f"{names}): deprovision them {fix}",
+            cli=f"first (bindery deprovision {bid} --cloud-api {one_of}, or --forget)"
+                + (f", for each of {names}" if len(apis) > 1 else ""),
+            page="on the batch page first",
             api=f"first (POST /api/batches/{bid}/deprovision with cloud_api, or forget)")
     refuse_while_running(session=session, batch=batch, doing="split it")
     child = Batch(bid=new_bid, vendor=batch.vendor, model=batch.model, slot=batch.slot, device_count=len(pks),

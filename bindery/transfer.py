@@ -128,7 +128,7 @@ def offer(*, session: Session, actor: Actor, bid: str, to_account: str, expires:
     if receiver.id == actor.account_id:
         raise FieldError("to", f"batch {bid} already belongs to account {receiver.name}")
     if note is not None and len(note) > 500:
-        raise FieldError("note", "is longer than 500 characters")
+        raise FieldError("note", f"has {len(note):,} characters: at most 500")
     if note is not None and has_control(note):
         raise FieldError("note", "holds control characters: use letters, digits, punctuation and line breaks")
     _expire_stale(session, batch.id)

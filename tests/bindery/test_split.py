@@ -150,13 +150,16 @@ def test_refused_while_moved_devices_are_provisioned(world: Cli, settings: Setti
     world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
     before = db.counts(settings.resolved_database_url, TABLES)
     refused = world("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
-    assert refused.code == 1 and "2 of the 2 devices to move from batch D001 are provisioned" in refused.err
+    assert (refused.code, refused.err.strip()) == (1, "error: 2 of the 2 devices to move from batch D001 are "
+                                                      "provisioned (in lab): deprovision them first (bindery "
+                                                      "deprovision D001 --cloud-api lab, or --forget)")
     assert db.counts(settings.resolved_database_url, TABLES) == before
     world.ok("cloud-api", "add", "lab2", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
              "--credentials", "bindery:pw", "--url", receiver + "/interop")
     world.ok("provision", "D001", "--cloud-api", "lab2", "--user", ADMIN)
     twice = world("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)
     assert "2 of the 2 devices to move" in twice.err, twice.err  # in two APIs, still two devices (not 4)
+    assert "(in lab, lab2)" in twice.err and "--cloud-api NAME, or --forget), for each of lab, lab2" in twice.err
     world.ok("deprovision", "D001", "--cloud-api", "lab2", "--forget", "--user", ADMIN)
     world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
     world.ok("batch", "split", "D001", "--count", "2", "--new-bid", "D001-B", "--user", ADMIN)

@@ -137,6 +137,7 @@ def test_refusals_change_nothing(world: Cli, settings: Settings) -> None:
         (["D001", "--to", "Acme", "--user", ADMIN], 2, "--to: batch D001 already belongs to account Acme"),
         (["D001", "--to", "Beta", "--expires", "7w", "--user", ADMIN], 2, "--expires: '7w' is not a duration"),
         (["D001", "--to", "Beta", "--expires", "91d", "--user", ADMIN], 2, "--expires: '91d' is not from 1m to 90d"),
+        (["D001", "--to", "Beta", "--note", "x" * 501, "--user", ADMIN], 2, "--note: has 501 characters: at most 500"),
     ]:
         result = world("batch", "transfer", *args)
         assert (result.code, result.err.count("\n")) == (code, 1) and said in result.err, (args, result.err)

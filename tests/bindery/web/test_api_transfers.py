@@ -128,7 +128,7 @@ def test_refusals_say_the_apis_own_fix(console: Console, settings: Settings) -> 
             "/api/batches/W001/deprovision with cloud_api, or forget) before you offer it")
         cut = admin.post("/api/batches/W001/split", json={"new_bid": "W001-B", "count": 2})
         assert cut.status_code == 409 and cut.json()["detail"] == (
-            "2 of the 2 devices to move from batch W001 are provisioned: deprovision them first "
+            "2 of the 2 devices to move from batch W001 are provisioned (in lab): deprovision them first "
             "(POST /api/batches/W001/deprovision with cloud_api, or forget)")
         assert db.counts(settings.resolved_database_url, ("batch", "batch_transfer", "binding")) == before
         admin.post("/api/batches", json={"bid": "W002"})
