@@ -33,7 +33,8 @@ def user_add(
     with session_scope() as session:
         user = accounts.add_user(session=session, email=email, account=account, role=role,
                                  actor=audit.operator_name())
-    console().print(f"added {user.role} {user.email} to account {account}")
+        named = accounts.get_account(session=session, name=account).name  # as it is spelled, not as typed
+    console().print(f"added {user.role} {user.email} to account {named}")
 
 
 @user_app.command("list")

@@ -22,7 +22,8 @@ def test_accounts_and_users(cli: Cli) -> None:
         ("ann@acme.io", "Acme", "admin"), ("max@acme.io", "Acme", "member"), ("bob@beta.io", "Beta", "admin")]
     only_beta = cli.ok("user", "list", "--account", "Beta", "--json").json
     assert [u["email"] for u in only_beta] == ["bob@beta.io"]  # type: ignore[union-attr]
-    cli.ok("user", "add", "eve@beta.io", "--account", "beta")  # an account's name in any case
+    added = cli.ok("user", "add", "eve@beta.io", "--account", "beta")  # an account's name in any case
+    assert added.out == "added member eve@beta.io to account Beta\n", "the account's name, as it is spelled"
     assert cli.ok("user", "list", "--account", "BETA", "--json").json[-1]["account"] == "Beta"  # type: ignore
 
 
