@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from bindery import alerts, audit, runs
 from bindery.access import on_offer
+from bindery.accounts import find_account
 from bindery.clouds.base import DeviceKey
 from bindery.clouds.connectors import connector_for
 from bindery.db import get_engine, session_scope
@@ -86,10 +87,11 @@ def bound_targets(session: Session, account: str | None) -> list[tuple[str, Batc
     stored bound counters on the way."""
     query = (select(Account.name, Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id))
              .join(Account, col(Account.id) == col(Binding.account_id)).order_by(Account.name, Batch.bid))
-    if account is not None:
-        if session.exec(select(Account).where(Account.name == account)).first() is None:
+    if account is not None:  # its name in any case, as everywhere an account is named
+        owner = find_account(session, account)
+        if owner is None:
             raise NotFound(f"unknown account {account}")
-        query = query.where(Account.name == account)
+        query = query.where(col(Account.id) == owner.id)
     found: list[tuple[str, Batch, CloudApi]] = []
     for name, batch, binding in session.exec(query).all():
         if binding.bound_count != batch.device_count:  # the stored counter follows the catalog

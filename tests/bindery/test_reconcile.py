@@ -118,6 +118,7 @@ def test_interop_targets_are_reported_from_the_records(world: Cli, tmp_path: Pat
 def test_unknown_account_and_missing_report_folder(world: Cli, tmp_path: Path) -> None:
     unknown = world("reconcile", "--account", "Nope")
     assert unknown.code == 2 and "unknown account Nope" in unknown.err
+    assert "0 targets checked" in world.ok("reconcile", "--account", "acme").out, "any case, as --last takes it"
     folder = world("reconcile", "--report", tmp_path / "missing" / "r.json")
     assert folder.code == 2 and "does not exist" in folder.err
 
