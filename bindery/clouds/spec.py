@@ -132,7 +132,7 @@ class Quota:
 @dataclass(frozen=True)
 class Removal:
     """Whether the kind can remove devices from its target; when it cannot, ``refusal`` says what to do
-    instead (``{name}`` is the API's name)."""
+    instead (``{name}`` is the API's name, ``{fix}`` how to mark the records removed, in each surface's words)."""
 
     supported: bool
     refusal: str = ""

@@ -66,7 +66,9 @@ def deprovision_batch(*, settings: Settings, user: str, bid: str, cloud_api: str
         rate = rate_for(kind, settings_of(api).get("quota"), settings_of(api).get("pace"))
     removal = spec_of(kind).removal
     if not removal.supported and not forget:
-        raise BadInput(removal.refusal.replace("{name}", cloud_api))
+        raise BadInput.with_fix(lambda fix: removal.refusal.replace("{name}", cloud_api).replace("{fix}", fix),
+                                cli="run deprovision again with --forget", page="deprovision again (records only)",
+                                api="send it again with forget true")
     holder = lease.new_holder(origin.flow_run_id)
     with Session(get_engine(settings)) as session:
         lease.acquire(session=session, batch_id=batch_id, api_id=api_id, holder=holder, seconds=settings.lease_seconds,

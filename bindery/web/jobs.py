@@ -105,8 +105,10 @@ class Jobs:
                 job.result = {"removed": removed.removed, "failed": len(removed.failures)}
                 job.state = "FAILED" if removed.failures else "COMPLETED"
                 job.message = f"{removed.removed} devices removed from {job.cloud_api}"
-        except BinderyError as exc:
-            job.state, job.message = "FAILED", str(exc)
+        except BinderyError as exc:  # read at GET /api/jobs/{id}: in the API's words
+            from bindery.web.app import in_body_words
+
+            job.state, job.message = "FAILED", in_body_words(exc)
         except Exception as exc:  # a bug or an outage: the job says so instead of vanishing
             job.state, job.message = "FAILED", f"{exc.__class__.__name__}: {exc}"
 

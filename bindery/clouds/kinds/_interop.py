@@ -11,7 +11,7 @@ from bindery.clouds.spec import Quota, Removal, Target
 QUOTA = Quota(rate=20.0, counts="request", tokens=lambda _devices: 1.0,
               source="the vendors' quickstart receivers take 20 requests a second")
 REMOVAL = Removal(False, "{name} speaks the interop protocol, which has no removal: remove the devices in the "
-                         "Product Cloud, then run deprovision again with --forget to mark Bindery's records removed")
+                         "Product Cloud, then {fix} to mark Bindery's records removed")
 
 
 def connector(target: Target, auth: Callable[[], str]) -> Connector:

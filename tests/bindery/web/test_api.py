@@ -158,3 +158,17 @@ def test_security_headers_and_openapi(console: Console) -> None:
         assert page.headers["x-content-type-options"] == "nosniff"
         schema = anonymous.get("/openapi.json").json()
         assert "/api/batches/{bid}/provision" in schema["paths"] and "/login" not in schema["paths"]
+
+
+def test_a_deprovision_job_an_interop_target_refuses_says_the_apis_fix(console: Console) -> None:
+    """The job's message is read at GET /api/jobs/{id}: it names the request's forget field, not the CLI's
+    --forget."""
+    add_lab(console)
+    with console.client(ADMIN) as admin:
+        bound = admin.post("/api/batches", json={"bid": "W002", "cloud_api": "lab"}).json()
+        assert wait_job(admin, bound["job"])["state"] == "COMPLETED"
+        started = admin.post("/api/batches/W002/deprovision", json={"cloud_api": "lab", "forget": False})
+        assert started.status_code == 202, started.text
+        failed = wait_job(admin, started.json())
+    assert failed["state"] == "FAILED" and "no removal" in failed["message"], failed
+    assert "--forget" not in failed["message"] and "send it again with forget true" in failed["message"], failed
