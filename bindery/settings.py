@@ -105,10 +105,11 @@ class Settings(BaseSettings):
     login_max_failures_per_client: int = Field(default=20, ge=1, description="Failed logins per client address "
                                                "in a window before 429")
     login_window_seconds: float = Field(default=900.0, gt=0, description="The login limits' window, in seconds")
-    transfer_code_max_failures: int = Field(default=10, ge=1, description="Wrong transfer codes an account may "
-                                            "try in a window before accepting is refused for the rest of it (429)")
-    transfer_code_window_seconds: float = Field(default=900.0, gt=0, description="The wrong transfer codes' "
-                                                "window, in seconds")
+    transfer_code_max_failures: int = Field(default=10, ge=1, description="Wrong or expired transfer codes an "
+                                            "account may try in a window before accepting is refused for the rest "
+                                            "of it (429)")
+    transfer_code_window_seconds: float = Field(default=900.0, gt=0, description="The wrong or expired transfer "
+                                                "codes' window, in seconds")
     alert_webhook_url: str | None = Field(default=None, repr=False, description="Where `bindery deploy` / "
                                           "`bindery alerts` point the alert automation (a webhook URL, kept "
                                           "among the Prefect block's secret values)")
