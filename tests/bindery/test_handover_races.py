@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,18 @@ def wait_until_blocked(url: str, thread: threading.Thread) -> None:
     assert not thread.is_alive(), "the second transaction neither waited nor ended"
 
 
+def while_uncommitted(url: str, first: Session, second: Callable[[], None]) -> None:
+    """Run ``second`` on its own thread and connection while ``first`` holds its uncommitted work; commit
+    ``first`` once ``second`` waits on its locks (PostgreSQL) and let ``second`` finish."""
+    thread = threading.Thread(target=second)
+    thread.start()
+    wait_until_blocked(url, thread)
+    first.commit()
+    first.close()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the second transaction never finished"
+
+
 def batches(url: str) -> dict[str, tuple[object, int]]:
     """Per BID: the device count it claims and the devices it holds."""
     return {str(bid): (count, int(held)) for bid, count, held in db.rows(
@@ -76,12 +89,7 @@ def test_two_splits_at_once_each_take_their_own_devices(world: Cli, settings: Se
             except BinderyError as exc:
                 outcome.append(str(exc))
 
-    thread = threading.Thread(target=second)
-    thread.start()
-    wait_until_blocked(url, thread)
-    first.commit()
-    first.close()
-    thread.join(timeout=60)
+    while_uncommitted(url, first, second)
     assert outcome == [split.SplitOutcome("D001", "D001-B", 2, 1)]
     assert batches(url) == {"D001": (1, 1), "D001-A": (2, 2), "D001-B": (2, 2)}
     assert db.rows(url, "SELECT b.bid, n.bound_count FROM binding n JOIN batch b ON b.id = n.batch_id "
@@ -146,12 +154,7 @@ def test_a_split_while_a_run_starts_leaves_no_record_behind(world: Cli, settings
                          actor=allowed.actor)
         outcome.append(execute(settings=settings, plan=plan).summary())
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    wait_until_blocked(url, thread)
-    cutting.commit()
-    cutting.close()
-    thread.join(timeout=60)
+    while_uncommitted(url, cutting, run)
     assert outcome == ["3 of 3 devices provisioned into lab"]
     assert db.rows(url, "SELECT d.device_id, b.bid, rb.bid FROM provisioning_record r "
                         "JOIN device d ON d.id = r.device_id JOIN batch b ON b.id = d.batch_id "
@@ -185,12 +188,7 @@ def test_an_offer_and_a_run_starting_at_once_never_both_go_on(world: Cli, settin
         except BinderyError as exc:
             outcome.append(str(exc))
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    wait_until_blocked(url, thread)
-    offering.commit()
-    offering.close()
-    thread.join(timeout=60)
+    while_uncommitted(url, offering, run)
     assert len(outcome) == 1 and "batch D001 is on offer to another account" in outcome[0]
     assert db.scalar(url, "SELECT COUNT(*) FROM provisioning_record WHERE status = 'provisioned'") == 0
 
@@ -220,11 +218,6 @@ def test_two_parts_taking_one_new_bid_at_once_refuse_the_second_by_its_field(cli
             except BinderyError as exc:
                 outcome.append(f"{type(exc).__name__}: {exc}")
 
-    thread = threading.Thread(target=second)
-    thread.start()
-    wait_until_blocked(url, thread)
-    first.commit()
-    first.close()
-    thread.join(timeout=60)
+    while_uncommitted(url, first, second)
     assert outcome == ["FieldError: --new-bid: BID D001-X-2 is taken: choose another"]
     assert batches(url)["D001-X"] == (2, 2)
