@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -99,14 +100,22 @@ def owned_batch(*, session: Session, actor: Actor, bid: str, action: Action = Ac
     already holds the whole file), read as the last commit left them: what a split, an offer or a starting
     run decides on cannot change under it."""
     require(actor, action)
-    query = select(Batch, Binding).join(Binding, col(Binding.batch_id) == col(Batch.id)).where(
-        Batch.bid == bid, Binding.account_id == actor.account_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    row = session.exec(query).first()
+    row = session.exec(_held_by(select(Batch, Binding), actor.account_id, Batch.bid == bid, lock)).first()
     if row is None:
         raise unknown_bid(bid)
     return row
+
+
+def batch_held_by(*, session: Session, batch_id: int, account_id: int, lock: bool = False) -> Batch | None:
+    """The batch while that account holds it (None once it was given away or unbound); ``lock`` as in
+    :func:`owned_batch`. For work authorised earlier (a run under its lease, reconcile's repair) that must
+    decide on the batch as it is now."""
+    return session.exec(_held_by(select(Batch), account_id, col(Batch.id) == batch_id, lock)).first()
+
+
+def _held_by(query: Any, account_id: int, which: Any, lock: bool) -> Any:
+    query = query.join(Binding, col(Binding.batch_id) == col(Batch.id)).where(which, Binding.account_id == account_id)
+    return query.with_for_update().execution_options(populate_existing=True) if lock else query
 
 
 def on_offer(*, session: Session, batch: Batch) -> bool:

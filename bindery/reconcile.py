@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from bindery import alerts, audit, runs
-from bindery.access import on_offer
+from bindery.access import batch_held_by, on_offer
 from bindery.accounts import find_account
 from bindery.clouds.base import DeviceKey
 from bindery.clouds.connectors import connector_for
@@ -161,8 +161,7 @@ def repair(*, settings: Settings, batch: Batch, api: CloudApi, drift: Drift, hel
     with session_scope(settings) as session:
         # the batch held as the target's account's until its records are written: an offer made at this
         # moment waits, then sees them (and refuses while the batch is provisioned)
-        owned = session.exec(select(Batch).join(Binding, col(Binding.batch_id) == col(Batch.id)).where(
-            col(Batch.id) == batch.id, col(Binding.account_id) == api.account_id).with_for_update()).first()
+        owned = batch_held_by(session=session, batch_id=batch.id, account_id=api.account_id, lock=True)
         if owned is None or on_offer(session=session, batch=owned):
             drift.not_repaired = (offered_note(batch) if owned is not None
                                   else f"batch {batch.bid} is no longer bound to the account of {api.name}")

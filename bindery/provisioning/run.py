@@ -16,10 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bindery import alerts, audit, recovery, runs
-from bindery.access import Action, Actor, actor_for, owned_batch, refuse_while_on_offer, unknown_bid
+from bindery.access import (
+    Action,
+    Actor,
+    actor_for,
+    batch_held_by,
+    owned_batch,
+    refuse_while_on_offer,
+    unknown_bid,
+)
 from bindery.clouds.base import Connector, ConnectorError, DeviceCert, DeviceResult, Outcome, Transient
 from bindery.clouds.config import get_cloud_api, settings_of
 from bindery.clouds.connectors import connector_for
@@ -27,7 +35,6 @@ from bindery.clouds.kinds import spec_of
 from bindery.db import get_engine, session_scope, through_outage
 from bindery.errors import BinderyError, FieldError
 from bindery.models.accounts import Binding
-from bindery.models.catalog import Batch
 from bindery.models.clouds import CloudApi
 from bindery.provisioning import lease, records, shards, status
 from bindery.provisioning.quota import pacer_for
@@ -212,9 +219,7 @@ def hold_batch(*, session: Session, plan: RunPlan, api: CloudApi) -> None:
     for another run, or by reconcile before it asked the target): under the lease, with the batch locked
     until its records are made, it must still be the target's account's batch and not on offer. An offer,
     an accept or a split in between is seen here; one made after it sees this run's lease."""
-    row = session.exec(select(Batch).join(Binding, col(Binding.batch_id) == col(Batch.id)).where(
-        col(Batch.id) == plan.batch_id, col(Binding.account_id) == api.account_id)
-        .with_for_update().execution_options(populate_existing=True)).first()
+    row = batch_held_by(session=session, batch_id=plan.batch_id, account_id=api.account_id, lock=True)
     if row is None:
         raise unknown_bid(plan.bid)
     refuse_while_on_offer(session=session, batch=row, doing="provision it")
