@@ -44,6 +44,19 @@ def actions(settings: Settings, user: str, bid: str = "D001") -> list[str]:
         return [e.action for e in reversed(audit.read(session=session, actor=actor, bid=bid))]
 
 
+def add_api(cli: Cli, name: str, user: str, receiver: str) -> None:
+    cli.ok("cloud-api", "add", name, "--user", user, "--kind", "other", "--type", "private cloud",
+           "--credentials", "bindery:pw", "--url", receiver + "/interop")
+
+
+def given_away_after_forgetting(world: Cli, receiver: str) -> None:
+    """Acme provisioned D001 into lab, forgot its records (the cloud still holds the devices), gave it to Beta."""
+    add_api(world, "lab", ADMIN, receiver)
+    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
+    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
+    world.ok("batch", "accept", offer(world), "--user", OTHER)
+
+
 def test_an_expired_code_tried_after_a_new_offer_is_audited_on_both_sides(world: Cli, settings: Settings) -> None:
     """The giver's new offer closed the stale one as expired; the old code tried then is still the
     'expired attempt' the issue audits in both accounts, said as the first try would say it."""
@@ -82,11 +95,7 @@ def test_reconcile_checks_a_transferred_batch_in_its_owners_targets_only(world: 
     nor mark the giver's records provisioned, which would leave the receiver a batch it can neither split
     nor unbind."""
     url = settings.resolved_database_url
-    world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
-             "--credentials", "bindery:pw", "--url", receiver + "/interop")
-    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
-    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
-    world.ok("batch", "accept", offer(world), "--user", OTHER)
+    given_away_after_forgetting(world, receiver)
     checked = world.ok("reconcile", "--repair", "--report", tmp_path / "report.json")
     assert "0 targets checked" in checked.out, checked.out
     assert db.rows(url, "SELECT status, COUNT(*) FROM provisioning_record GROUP BY status") == [("removed", 4)]
@@ -98,13 +107,8 @@ def test_reconcile_checks_a_transferred_batch_in_its_owners_targets_only(world: 
 def test_the_receivers_unbind_keeps_the_givers_records(world: Cli, settings: Settings, receiver: str) -> None:
     """Unbinding forgets the unbinding account's records only: the giver's removed records stay its history."""
     url = settings.resolved_database_url
-    world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
-             "--credentials", "bindery:pw", "--url", receiver + "/interop")
-    world.ok("provision", "D001", "--cloud-api", "lab", "--user", ADMIN)
-    world.ok("deprovision", "D001", "--cloud-api", "lab", "--forget", "--user", ADMIN)
-    world.ok("batch", "accept", offer(world), "--user", OTHER)
-    world.ok("cloud-api", "add", "plant", "--user", OTHER, "--kind", "other", "--type", "private cloud",
-             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    given_away_after_forgetting(world, receiver)
+    add_api(world, "plant", OTHER, receiver)
     world.ok("provision", "D001", "--cloud-api", "plant", "--user", OTHER)
     world.ok("deprovision", "D001", "--cloud-api", "plant", "--forget", "--user", OTHER)
     world.ok("unbind", "D001", "--user", OTHER)
@@ -145,8 +149,7 @@ def test_binding_a_batch_on_offer_again_starts_no_provisioning(world: Cli, setti
     """The giver's auto-provisioning does not act on its batch on offer: a member binding it again is told it
     is already bound, with no run started or refused, and the batch's target is left as the offer has it."""
     url = settings.resolved_database_url
-    world.ok("cloud-api", "add", "lab", "--user", ADMIN, "--kind", "other", "--type", "private cloud",
-             "--credentials", "bindery:pw", "--url", receiver + "/interop")
+    add_api(world, "lab", ADMIN, receiver)
     world.ok("settings", "auto-provision", "on", "--cloud-api", "lab", "--user", ADMIN)
     offer(world)
     again = world("bind", "D001", "--user", MEMBER)
